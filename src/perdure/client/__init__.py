@@ -1,0 +1,1 @@
+"""Clients: create, watch and steer instances, from async or sync code."""
