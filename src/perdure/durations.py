@@ -43,7 +43,9 @@ def to_seconds(value: object, *, what: str = "duration") -> float:
     elif isinstance(value, str):
         seconds = _parse(value, what)
     else:
-        raise InvalidDurationError(f"{what} must be a duration, not {type(value).__name__}; {_HINT}")
+        raise InvalidDurationError(
+            f"{what} must be a duration, not {type(value).__name__}; {_HINT}"
+        )
     if math.isnan(seconds) or math.isinf(seconds):
         raise InvalidDurationError(f"{what} must be a finite duration, got {value!r}")
     if seconds < 0:
@@ -67,5 +69,7 @@ def _parse(text: str, what: str) -> float:
         factor = _UNITS.get(unit[:-1])
     if factor is None:
         units = "milliseconds, seconds, minutes, hours, days, weeks, months, years"
-        raise InvalidDurationError(f"{what} {text!r} has an unknown unit {unit!r}; use one of {units}")
+        raise InvalidDurationError(
+            f"{what} {text!r} has an unknown unit {unit!r}; use one of {units}"
+        )
     return float(number) * factor

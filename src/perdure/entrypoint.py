@@ -41,4 +41,6 @@ class WorkflowEntrypoint:
     env: Env
 
     async def run(self, event: WorkflowEvent, step: WorkflowStep) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} must define async def run(self, event, step)")
+        raise NotImplementedError(
+            f"{type(self).__name__} must define async def run(self, event, step)"
+        )

@@ -91,21 +91,27 @@ class Registry:
     def add(self, item: Workflow) -> WorkflowSpec:
         name = validate.workflow_name(item.name)
         if name in self._specs:
-            raise ConfigError(f"workflow {name!r} is registered twice; give each workflow its own name")
+            raise ConfigError(
+                f"workflow {name!r} is registered twice; give each workflow its own name"
+            )
         cls = item.cls
         if not (isinstance(cls, type) and issubclass(cls, WorkflowEntrypoint)):
             raise ConfigError(
                 f"workflow {name!r}: {cls!r} is not a subclass of perdure.WorkflowEntrypoint"
             )
         if cls.run is WorkflowEntrypoint.run or not inspect.iscoroutinefunction(cls.run):
-            raise ConfigError(f"workflow {name!r}: {cls.__name__} must define async def run(self, event, step)")
+            raise ConfigError(
+                f"workflow {name!r}: {cls.__name__} must define async def run(self, event, step)"
+            )
         binding = item.binding or default_binding(name)
         if not _BINDING.match(binding):
             raise ConfigError(f"workflow {name!r}: binding {binding!r} must be a Python identifier")
         if any(spec.binding == binding for spec in self._specs.values()):
             raise ConfigError(f"binding {binding!r} is used by two workflows; give each its own")
         limit = item.max_concurrency
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
             raise ConfigError(f"workflow {name!r}: max_concurrency must be a positive integer")
         spec = WorkflowSpec(
             name=name,

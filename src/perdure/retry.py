@@ -51,7 +51,9 @@ class StepConfig:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StepConfig:
         r = data["retries"]
-        return cls(RetryPolicy(int(r["limit"]), float(r["delay"]), r["backoff"]), float(data["timeout"]))
+        return cls(
+            RetryPolicy(int(r["limit"]), float(r["delay"]), r["backoff"]), float(data["timeout"])
+        )
 
 
 def backoff_wait(backoff: Backoff, delay: float, failed_attempts: int) -> float:
@@ -60,7 +62,7 @@ def backoff_wait(backoff: Backoff, delay: float, failed_attempts: int) -> float:
         return delay
     if backoff == "linear":
         return delay * n
-    return delay * 2 ** (n - 1)
+    return float(delay * 2 ** (n - 1))
 
 
 def resolve_config(
@@ -83,7 +85,9 @@ def resolve_config(
                     f"step {step_name!r}: unknown config key(s) {sorted(unknown)}; "
                     "allowed keys are 'retries' and 'timeout'"
                 )
-            return resolve_config(step_name, retries=config.get("retries"), timeout=config.get("timeout"))
+            return resolve_config(
+                step_name, retries=config.get("retries"), timeout=config.get("timeout")
+            )
         raise InvalidRetryPolicyError(
             f"step {step_name!r}: config must be a StepConfig or a mapping, not {type(config).__name__}"
         )
@@ -121,7 +125,9 @@ def _policy(step_name: str, retries: object) -> RetryPolicy:
     if retries is None:
         return RetryPolicy()
     if isinstance(retries, RetryPolicy):
-        policy = RetryPolicy(retries.limit, to_seconds(retries.delay, what="retry delay"), retries.backoff)
+        policy = RetryPolicy(
+            retries.limit, to_seconds(retries.delay, what="retry delay"), retries.backoff
+        )
         _check_policy(step_name, policy)
         return policy
     if not isinstance(retries, Mapping):

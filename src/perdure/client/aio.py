@@ -37,7 +37,13 @@ from .models import (
 
 DEFAULT_DATABASE = "perdure.db"
 MAX_BATCH = 100
-STEP_KINDS = {"do": "do", "sleep": "sleep", "wait": "wait", "waitForEvent": "wait", "wait_for_event": "wait"}
+STEP_KINDS = {
+    "do": "do",
+    "sleep": "sleep",
+    "wait": "wait",
+    "waitForEvent": "wait",
+    "wait_for_event": "wait",
+}
 
 
 def default_database() -> str:
@@ -83,7 +89,11 @@ class App:
                 if self.register:
                     for spec in self.registry.specs():
                         await store.register_workflow(
-                            spec.name, spec.class_path, spec.binding, spec.version, spec.max_concurrency
+                            spec.name,
+                            spec.class_path,
+                            spec.binding,
+                            spec.version,
+                            spec.max_concurrency,
                         )
                 self._store = store
         return self
@@ -126,7 +136,10 @@ class App:
     async def list_workflows(self) -> list[WorkflowInfo]:
         store = await self.store()
         counts = await store.count_by_status(None)
-        return [WorkflowInfo.from_row(row, counts.get(row.name, {})) for row in await store.list_workflows()]
+        return [
+            WorkflowInfo.from_row(row, counts.get(row.name, {}))
+            for row in await store.list_workflows()
+        ]
 
     async def describe_workflow(self, name: str) -> WorkflowInfo:
         store = await self.store()
@@ -176,7 +189,9 @@ class App:
             store,
             self.registry,
             self.env,
-            WorkerOptions(concurrency=concurrency, lease_seconds=lease_seconds, poll_interval=poll_interval),
+            WorkerOptions(
+                concurrency=concurrency, lease_seconds=lease_seconds, poll_interval=poll_interval
+            ),
         )
         await worker.start()
         self._workers.append(worker)
@@ -260,18 +275,26 @@ class WorkflowHandle:
         if not items:
             raise ValidationError("create_batch needs at least one instance")
         if len(items) > MAX_BATCH:
-            raise ValidationError(f"create_batch takes at most {MAX_BATCH} instances, got {len(items)}")
+            raise ValidationError(
+                f"create_batch takes at most {MAX_BATCH} instances, got {len(items)}"
+            )
         return await self._create(items, skip_existing=True)
 
-    async def _create(self, items: Sequence[Mapping[str, Any]], *, skip_existing: bool) -> list[Instance]:
+    async def _create(
+        self, items: Sequence[Mapping[str, Any]], *, skip_existing: bool
+    ) -> list[Instance]:
         rows: list[NewInstance] = []
         seen: set[str] = set()
         for index, item in enumerate(items):
             if not isinstance(item, Mapping):
-                raise ValidationError(f"item {index} must be a mapping with optional 'id' and 'params'")
+                raise ValidationError(
+                    f"item {index} must be a mapping with optional 'id' and 'params'"
+                )
             unknown = set(item) - {"id", "params"}
             if unknown:
-                raise ValidationError(f"item {index}: unknown key(s) {sorted(unknown)}; use 'id' and 'params'")
+                raise ValidationError(
+                    f"item {index}: unknown key(s) {sorted(unknown)}; use 'id' and 'params'"
+                )
             raw_id = item.get("id")
             instance_id = str(uuid.uuid4()) if raw_id is None else validate.instance_id(raw_id)
             if instance_id in seen:
@@ -280,10 +303,14 @@ class WorkflowHandle:
                 raise ValidationError(f"instance id {instance_id!r} appears twice in one request")
             seen.add(instance_id)
             params = item.get("params")
-            rows.append(NewInstance(instance_id, dumps({} if params is None else params, what="params")))
+            rows.append(
+                NewInstance(instance_id, dumps({} if params is None else params, what="params"))
+            )
         row = await self.app._registered(self.name)
         store = await self.app.store()
-        created = await store.create_instances(self.name, row.version, rows, skip_existing=skip_existing)
+        created = await store.create_instances(
+            self.name, row.version, rows, skip_existing=skip_existing
+        )
         if created:
             self.app._nudge()
         return [Instance(self.app, self.name, instance_id) for instance_id in created]
@@ -314,7 +341,9 @@ class WorkflowHandle:
         """Instances, newest first, and the cursor of the next page (None on the last)."""
         await self.app._registered(self.name)
         if status is not None and status not in {s.value for s in Status}:
-            raise ValidationError(f"unknown status {status!r}; use one of {', '.join(s.value for s in Status)}")
+            raise ValidationError(
+                f"unknown status {status!r}; use one of {', '.join(s.value for s in Status)}"
+            )
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValidationError("limit must be an integer between 1 and 1000")
         before = _decode_cursor(cursor) if cursor else None
@@ -333,7 +362,9 @@ def _decode_cursor(cursor: str) -> tuple[float, int]:
         created, iid = cursor.split(":")
         return float(created), int(iid)
     except ValueError:
-        raise ValidationError(f"invalid cursor {cursor!r}; pass the cursor of a previous page") from None
+        raise ValidationError(
+            f"invalid cursor {cursor!r}; pass the cursor of a previous page"
+        ) from None
 
 
 class Instance:
@@ -376,7 +407,9 @@ class Instance:
             events=[EventInfo.from_row(e) for e in events],
         )
 
-    async def _act(self, action: str, restart_from: tuple[str, int, str] | None = None) -> InstanceStatus:
+    async def _act(
+        self, action: str, restart_from: tuple[str, int, str] | None = None
+    ) -> InstanceStatus:
         store = await self.app.store()
         validate.instance_id(self.id)
         try:
@@ -399,7 +432,9 @@ class Instance:
         """Stop for good, at once. Refused on a finished instance."""
         return await self._act("terminate")
 
-    async def restart(self, *, from_step: str | None = None, count: int = 1, kind: str = "do") -> InstanceStatus:
+    async def restart(
+        self, *, from_step: str | None = None, count: int = 1, kind: str = "do"
+    ) -> InstanceStatus:
         """Run again with the same id and params. With ``from_step``, that step and every step
         started after it run again; results of earlier steps are kept."""
         if from_step is None:

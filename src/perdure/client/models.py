@@ -11,7 +11,9 @@ from ..store.base import EventRow, InstanceRow, StepRow, WorkflowRow
 
 
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    return (
+        None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +26,9 @@ class ErrorInfo:
     def from_json(cls, data: dict[str, Any] | None) -> ErrorInfo | None:
         if not data:
             return None
-        return cls(str(data.get("name", "Error")), str(data.get("message", "")), data.get("traceback"))
+        return cls(
+            str(data.get("name", "Error")), str(data.get("message", "")), data.get("traceback")
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "message": self.message, "traceback": self.traceback}
@@ -46,7 +50,9 @@ class InstanceStatus:
         return {
             "status": self.status,
             "output": self.output,
-            "error": None if self.error is None else {"name": self.error.name, "message": self.error.message},
+            "error": None
+            if self.error is None
+            else {"name": self.error.name, "message": self.error.message},
         }
 
 
@@ -62,7 +68,9 @@ class Attempt:
             "attempt": self.attempt,
             "start": iso(self.start),
             "end": iso(self.end),
-            "duration": None if self.start is None or self.end is None else round(self.end - self.start, 6),
+            "duration": None
+            if self.start is None or self.end is None
+            else round(self.end - self.start, 6),
             "success": None if self.end is None else self.error is None,
             "error": None if self.error is None else self.error.to_json(),
         }
@@ -85,7 +93,12 @@ class StepInfo:
     @classmethod
     def from_row(cls, row: StepRow) -> StepInfo:
         attempts = [
-            Attempt(int(a.get("attempt", i + 1)), a.get("start"), a.get("end"), ErrorInfo.from_json(a.get("error")))
+            Attempt(
+                int(a.get("attempt", i + 1)),
+                a.get("start"),
+                a.get("end"),
+                ErrorInfo.from_json(a.get("error")),
+            )
             for i, a in enumerate(row.attempts)
         ]
         return cls(
@@ -110,8 +123,12 @@ class StepInfo:
             "status": self.status,
             "start": iso(self.start),
             "end": iso(self.end),
-            "duration": None if self.start is None or self.end is None else round(self.end - self.start, 6),
-            "wake_at": iso(self.wake_at) if self.kind != "do" or self.status == "retrying" else None,
+            "duration": None
+            if self.start is None or self.end is None
+            else round(self.end - self.start, 6),
+            "wake_at": iso(self.wake_at)
+            if self.kind != "do" or self.status == "retrying"
+            else None,
             "output": self.output,
             "error": None if self.error is None else self.error.to_json(),
             "config": self.config,
@@ -154,8 +171,15 @@ class InstanceSummary:
     @classmethod
     def from_row(cls, row: InstanceRow) -> InstanceSummary:
         return cls(
-            row.workflow, row.id, row.status.value, row.version, row.created_at, row.started_at,
-            row.ended_at, row.modified_at, row.wake_at if row.status == Status.WAITING else None,
+            row.workflow,
+            row.id,
+            row.status.value,
+            row.version,
+            row.created_at,
+            row.started_at,
+            row.ended_at,
+            row.modified_at,
+            row.wake_at if row.status == Status.WAITING else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -231,8 +255,14 @@ class WorkflowInfo:
     @classmethod
     def from_row(cls, row: WorkflowRow, counts: dict[str, int]) -> WorkflowInfo:
         return cls(
-            row.name, row.class_path, row.binding, row.version, row.created_at, row.modified_at,
-            row.max_concurrency, counts,
+            row.name,
+            row.class_path,
+            row.binding,
+            row.version,
+            row.created_at,
+            row.modified_at,
+            row.max_concurrency,
+            counts,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -20,7 +20,9 @@ class _Portal:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="perdure-client", daemon=True)
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="perdure-client", daemon=True
+        )
         self.thread.start()
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -81,10 +83,15 @@ class SyncWorkflowHandle:
         self.name = handle.name
 
     def create(self, id: str | None = None, params: Any = None) -> SyncInstance:
-        return SyncInstance(self._portal, self._portal.call(self._handle.create(id=id, params=params)))
+        return SyncInstance(
+            self._portal, self._portal.call(self._handle.create(id=id, params=params))
+        )
 
     def create_batch(self, items: Sequence[Mapping[str, Any]]) -> list[SyncInstance]:
-        return [SyncInstance(self._portal, i) for i in self._portal.call(self._handle.create_batch(items))]
+        return [
+            SyncInstance(self._portal, i)
+            for i in self._portal.call(self._handle.create_batch(items))
+        ]
 
     def get(self, id: str) -> SyncInstance:
         return SyncInstance(self._portal, self._portal.call(self._handle.get(id)))
@@ -120,8 +127,12 @@ class SyncInstance:
     def terminate(self) -> InstanceStatus:
         return self._portal.call(self._instance.terminate())
 
-    def restart(self, *, from_step: str | None = None, count: int = 1, kind: str = "do") -> InstanceStatus:
-        return self._portal.call(self._instance.restart(from_step=from_step, count=count, kind=kind))
+    def restart(
+        self, *, from_step: str | None = None, count: int = 1, kind: str = "do"
+    ) -> InstanceStatus:
+        return self._portal.call(
+            self._instance.restart(from_step=from_step, count=count, kind=kind)
+        )
 
     def send_event(self, type: str, payload: Any = None) -> None:
         self._portal.call(self._instance.send_event(type, payload))

@@ -133,13 +133,17 @@ class Run:
             outcome = self._errored(exc)
         else:
             try:
-                outcome = Outcome(Status.COMPLETE, output=dumps(result, what="the workflow's return value"))
+                outcome = Outcome(
+                    Status.COMPLETE, output=dumps(result, what="the workflow's return value")
+                )
             except PayloadError as exc:
                 outcome = self._errored(exc)
         self.suspending = True
         await self.idle.wait()  # steps still running in parallel branches finish and checkpoint
         if outcome.status == Status.WAITING:
-            outcome.wake_at = time.time() if self.finished_after_suspend else min(self.wakes, default=None)
+            outcome.wake_at = (
+                time.time() if self.finished_after_suspend else min(self.wakes, default=None)
+            )
             outcome.wait_types = sorted(self.wait_types)
         return outcome
 
@@ -260,9 +264,13 @@ class Run:
                 return row.output
             if row.status == "failure":
                 err = row.error or {}
-                raise StepFailedError(name, err.get("name", "Error"), err.get("message", ""), err.get("traceback"))
+                raise StepFailedError(
+                    name, err.get("name", "Error"), err.get("message", ""), err.get("traceback")
+                )
         if not callable(callback):
-            raise ValidationError(f"step {name!r}: the callback must be callable, not {type(callback).__name__}")
+            raise ValidationError(
+                f"step {name!r}: the callback must be callable, not {type(callback).__name__}"
+            )
         if row is None:
             resolved = resolve_config(name, retries=retries, timeout=timeout, config=config)
             await self._check_new_step(name, "do")
@@ -283,14 +291,19 @@ class Run:
                 attempts[-1] = {
                     **attempts[-1],
                     "end": time.time(),
-                    "error": {"name": "WorkerLost", "message": "the worker stopped during this attempt"},
+                    "error": {
+                        "name": "WorkerLost",
+                        "message": "the worker stopped during this attempt",
+                    },
                 }
             seq = row.seq
             started = row.started_at or time.time()
         self.active_steps += 1
         self.idle.clear()
         try:
-            return await self._attempts(key, name, count, callback, resolved, attempts, seq, started)
+            return await self._attempts(
+                key, name, count, callback, resolved, attempts, seq, started
+            )
         finally:
             self.active_steps -= 1
             if self.suspending:
@@ -316,8 +329,16 @@ class Run:
 
         def row(status: str, **values: Any) -> StepWrite:
             return self._row(
-                key, name, count, "do", seq=seq, status=status, config=config_json,
-                attempts=json.dumps(attempts), started_at=started, **values,
+                key,
+                name,
+                count,
+                "do",
+                seq=seq,
+                status=status,
+                config=config_json,
+                attempts=json.dumps(attempts),
+                started_at=started,
+                **values,
             )
 
         while True:
@@ -339,10 +360,15 @@ class Run:
                     )
                 info = {**error_info(failure), "traceback": _traceback(exc)}
                 attempts[-1].update(end=time.time(), error=info)
-                final = isinstance(exc, NonRetryableError | PayloadError) or number > config.retries.limit
+                final = (
+                    isinstance(exc, NonRetryableError | PayloadError)
+                    or number > config.retries.limit
+                )
                 if final:
                     await self._save(row("failure", error=json.dumps(info), ended_at=time.time()))
-                    raise StepFailedError(name, info["name"], info["message"], info["traceback"]) from None
+                    raise StepFailedError(
+                        name, info["name"], info["message"], info["traceback"]
+                    ) from None
                 wait = config.retries.wait_after(number)
                 if wait <= 0:
                     continue
@@ -400,10 +426,17 @@ class Run:
     async def _sleep_new(self, key: str, name: str, count: int, wake: float) -> None:
         await self._check_new_step(name, "sleep")
         if wake <= time.time() and not self.pause_requested:
-            await self._save(self._row(key, name, count, "sleep", status="success", wake_at=wake, ended_at=time.time()), durable=False)
+            await self._save(
+                self._row(
+                    key, name, count, "sleep", status="success", wake_at=wake, ended_at=time.time()
+                ),
+                durable=False,
+            )
             return
         # Joins the commit of the suspend that follows (the writer keeps order).
-        await self._save(self._row(key, name, count, "sleep", status="sleeping", wake_at=wake), durable=False)
+        await self._save(
+            self._row(key, name, count, "sleep", status="sleeping", wake_at=wake), durable=False
+        )
         raise self._suspend(wake)
 
     async def _sleep_replay(self, row: StepRow) -> None:
@@ -413,8 +446,15 @@ class Run:
         if wake > time.time() or self.pause_requested:
             raise self._suspend(wake)
         done = self._row(
-            row.key, row.name, row.occurrence, "sleep", seq=row.seq, status="success",
-            wake_at=row.wake_at, started_at=row.started_at, ended_at=time.time(),
+            row.key,
+            row.name,
+            row.occurrence,
+            "sleep",
+            seq=row.seq,
+            status="success",
+            wake_at=row.wake_at,
+            started_at=row.started_at,
+            ended_at=time.time(),
         )
         await self._save(done, durable=False)
 
@@ -429,8 +469,15 @@ class Run:
                 err = row.error or {}
                 raise WorkflowTimeoutError(err.get("message", "timed out"), name=err.get("name"))
             step = self._row(
-                key, name, count, "wait", seq=row.seq, status="waiting", wake_at=row.wake_at,
-                started_at=row.started_at, config=json.dumps(row.config),
+                key,
+                name,
+                count,
+                "wait",
+                seq=row.seq,
+                status="waiting",
+                wake_at=row.wake_at,
+                started_at=row.started_at,
+                config=json.dumps(row.config),
             )
             event_type = (row.config or {}).get("type", type)
         else:
@@ -440,7 +487,15 @@ class Run:
                 raise ValidationError(f"wait_for_event {name!r}: timeout must be greater than zero")
             await self._check_new_step(name, "wait")
             config = json.dumps({"type": type, "timeout": seconds})
-            step = self._row(key, name, count, "wait", status="waiting", wake_at=time.time() + seconds, config=config)
+            step = self._row(
+                key,
+                name,
+                count,
+                "wait",
+                status="waiting",
+                wake_at=time.time() + seconds,
+                config=config,
+            )
             event_type = type
         if self.pause_requested:
             if row is None:
@@ -451,21 +506,30 @@ class Run:
         except (LeaseLostError, DatabaseError) as exc:
             raise Abandon(str(exc)) from exc
         if event is not None:
-            return StepEvent(type=event.type, payload=event.payload, timestamp=_utc(event.received_at))
+            return StepEvent(
+                type=event.type, payload=event.payload, timestamp=_utc(event.received_at)
+            )
         wake = step.wake_at or 0.0
         if wake <= time.time():
             error = WorkflowTimeoutError(
-                f"waiting for event {event_type!r} in step {name!r} timed out", name="WorkflowTimeoutError"
+                f"waiting for event {event_type!r} in step {name!r} timed out",
+                name="WorkflowTimeoutError",
             )
             info = error_info(error)
-            await self._save(replace(step, status="failure", error=json.dumps(info), ended_at=time.time()))
+            await self._save(
+                replace(step, status="failure", error=json.dumps(info), ended_at=time.time())
+            )
             raise error
         raise self._suspend(wake, event_type)
 
 
 def _step_event(output: Any) -> StepEvent:
     data = output or {}
-    return StepEvent(type=data.get("type", ""), payload=data.get("payload"), timestamp=_utc(data.get("timestamp", 0)))
+    return StepEvent(
+        type=data.get("type", ""),
+        payload=data.get("payload"),
+        timestamp=_utc(data.get("timestamp", 0)),
+    )
 
 
 def _wants_context(callback: Callable[..., Any]) -> bool:

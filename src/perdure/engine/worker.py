@@ -115,7 +115,10 @@ class Worker:
             if free > 0 and names:
                 try:
                     claimed = await self.store.claim(
-                        self.owner, min(free, self.options.claim_batch), self.options.lease_seconds, names
+                        self.owner,
+                        min(free, self.options.claim_batch),
+                        self.options.lease_seconds,
+                        names,
                     )
                 except DatabaseError as exc:
                     log.warning("claim failed, retrying: %s", exc)

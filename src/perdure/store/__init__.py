@@ -33,7 +33,8 @@ def open_store(url: str, *, durability: str = "full") -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
-        return PostgresStore(url, durability=durability)
+        store: Store = PostgresStore(url, durability=durability)
+        return store
     from .sqlite import SqliteStore
 
     return SqliteStore(url, durability=durability)

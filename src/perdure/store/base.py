@@ -139,10 +139,16 @@ class Store(Protocol):
     async def get_steps(self, iid: int) -> list[StepRow]: ...
     async def get_events(self, iid: int) -> list[EventRow]: ...
     async def control(
-        self, workflow: str, instance_id: str, action: str, restart_from: tuple[str, int, str] | None
+        self,
+        workflow: str,
+        instance_id: str,
+        action: str,
+        restart_from: tuple[str, int, str] | None,
     ) -> InstanceRow: ...
     async def send_event(self, workflow: str, instance_id: str, type: str, payload: str) -> int: ...
-    async def activity(self, workflow: str, since: float, bucket: float) -> list[dict[str, Any]]: ...
+    async def activity(
+        self, workflow: str, since: float, bucket: float
+    ) -> list[dict[str, Any]]: ...
 
     # -- worker
     async def claim(
@@ -156,6 +162,7 @@ class Store(Protocol):
         """Write a step row. Returns an awaitable of the instance status; with durable=False the
         write joins the next commit and the caller need not wait for it."""
         ...
+
     async def consume_event(self, lease: Lease, step: StepWrite, type: str) -> EventRow | None: ...
     async def suspend(
         self, lease: Lease, wake_at: float | None, wait_types: list[str]

@@ -176,14 +176,18 @@ class _Writer(threading.Thread):
             # The whole transaction is lost (database locked, disk full, connection gone):
             # no write of this batch is durable, so every caller hears about it.
             self._reset()
-            error = exc if isinstance(exc, DatabaseError) else DatabaseError(f"database write failed: {exc}")
+            error = (
+                exc
+                if isinstance(exc, DatabaseError)
+                else DatabaseError(f"database write failed: {exc}")
+            )
             for job in batch:
                 if not job.future.done():
                     job.future.set_exception(error)
             return
-        for job, value, exc in results:
-            if exc is not None:
-                job.future.set_exception(exc)
+        for job, value, failure in results:
+            if failure is not None:
+                job.future.set_exception(failure)
             else:
                 job.future.set_result(value)
 
@@ -437,10 +441,10 @@ class SqlStore:
         return [instance_from_row(row) for row in rows]
 
     async def count_by_status(self, workflow: str | None) -> dict[str, dict[str, int]]:
-        if workflow is None:
-            sql, params = "SELECT workflow, status, count(*) FROM instances GROUP BY workflow, status", ()
-        else:
-            sql = "SELECT workflow, status, count(*) FROM instances WHERE workflow = ? GROUP BY workflow, status"
+        sql = "SELECT workflow, status, count(*) FROM instances GROUP BY workflow, status"
+        params: tuple[str, ...] = ()
+        if workflow is not None:
+            sql = sql.replace("GROUP BY", "WHERE workflow = ? GROUP BY")
             params = (workflow,)
         rows = await self._read(lambda tx: tx.all(sql, params))
         counts: dict[str, dict[str, int]] = {}
@@ -450,7 +454,9 @@ class SqlStore:
 
     async def get_steps(self, iid: int) -> list[StepRow]:
         rows = await self._read(
-            lambda tx: tx.all(f"SELECT {STEP_COLUMNS} FROM steps WHERE iid = ? ORDER BY seq", (iid,))
+            lambda tx: tx.all(
+                f"SELECT {STEP_COLUMNS} FROM steps WHERE iid = ? ORDER BY seq", (iid,)
+            )
         )
         return [step_from_row(row) for row in rows]
 
@@ -474,7 +480,7 @@ class SqlStore:
             )
         )
         buckets: dict[int, dict[str, Any]] = {}
-        for created_at, status, ended_at in rows:
+        for created_at, status, _ended in rows:
             b = buckets.setdefault(int((created_at - since) // bucket), {"started": 0, "failed": 0})
             b["started"] += 1
             if status == Status.ERRORED:
@@ -484,7 +490,11 @@ class SqlStore:
         ]
 
     async def control(
-        self, workflow: str, instance_id: str, action: str, restart_from: tuple[str, int, str] | None
+        self,
+        workflow: str,
+        instance_id: str,
+        action: str,
+        restart_from: tuple[str, int, str] | None,
     ) -> InstanceRow:
         now = self.now()
         dialect = self.dialect
@@ -496,9 +506,7 @@ class SqlStore:
                 (workflow, instance_id),
             )
             if row is None:
-                raise InstanceNotFoundError(
-                    f"no instance {instance_id!r} in workflow {workflow!r}"
-                )
+                raise InstanceNotFoundError(f"no instance {instance_id!r} in workflow {workflow!r}")
             inst = instance_from_row(row)
             target = next_status(action, inst.status)
             if target is None:
@@ -662,12 +670,15 @@ class SqlStore:
             ):
                 steps[row[0]].append(step_from_row(row[1:]))
             return [
-                Claim(Lease(inst.iid, owner, inst.epoch), inst, steps[inst.iid]) for inst in instances
+                Claim(Lease(inst.iid, owner, inst.epoch), inst, steps[inst.iid])
+                for inst in instances
             ]
 
         return await self._write(op)
 
-    async def heartbeat(self, owner: str, leases: list[Lease], lease_seconds: float) -> dict[int, Status]:
+    async def heartbeat(
+        self, owner: str, leases: list[Lease], lease_seconds: float
+    ) -> dict[int, Status]:
         if not leases:
             return {}
         now = self.now()
@@ -835,5 +846,3 @@ class SqlStore:
             )
 
         await self._write(op)
-
-
