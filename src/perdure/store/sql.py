@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import threading
 import time
@@ -182,14 +183,10 @@ class _Writer(threading.Thread):
                 else DatabaseError(f"database write failed: {exc}")
             )
             for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(error)
+                _settle(job.future, None, error)
             return
         for job, value, failure in results:
-            if failure is not None:
-                job.future.set_exception(failure)
-            else:
-                job.future.set_result(value)
+            _settle(job.future, value, failure)
 
     def _reset(self) -> None:
         conn, self._conn = self._conn, None
@@ -203,6 +200,17 @@ class _Writer(threading.Thread):
             conn.close()
         except Exception:
             pass
+
+
+def _settle(
+    future: concurrent.futures.Future[Any], value: Any, error: BaseException | None
+) -> None:
+    # A caller that stopped waiting (cancelled) still had its write committed; nothing to tell.
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
 
 
 def _loads(text: str | None) -> Any:
