@@ -347,14 +347,16 @@ class Run:
             # Observability only: this write joins the next commit, the callback need not wait.
             await self._save(row("running"), durable=False)
             context = StepContext(name=name, count=count, attempt=number, config=config)
+            deadline = asyncio.timeout(config.timeout)
             try:
-                result = await asyncio.wait_for(self._call(callback, context), config.timeout)
+                async with deadline:
+                    result = await self._call(callback, context)
                 output = dumps(result, what=f"the result of step {name!r}")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failure = exc
-                if isinstance(exc, TimeoutError):
+                if isinstance(exc, TimeoutError) and deadline.expired():
                     failure = WorkflowTimeoutError(
                         f"step {name!r} attempt {number} timed out after {config.timeout:g} seconds"
                     )
