@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -33,7 +33,9 @@ class Noop(WorkflowEntrypoint):
 
 async def test_an_unknown_workflow_is_named_with_the_registered_ones(make_app: Any) -> None:
     app = make_app(noop=Noop)
-    with pytest.raises(WorkflowNotFoundError, match=r"unknown workflow 'nope' \(registered: noop\)"):
+    with pytest.raises(
+        WorkflowNotFoundError, match=r"unknown workflow 'nope' \(registered: noop\)"
+    ):
         await app.workflow("nope").create()
 
 
@@ -61,7 +63,9 @@ async def test_a_duplicate_id_is_refused_and_create_batch_skips_existing_ids(mak
 async def test_params_must_be_json_and_at_most_one_mebibyte(make_app: Any) -> None:
     app = make_app(noop=Noop)
     flow = app.workflow("noop")
-    with pytest.raises(PayloadError, match=r"params must be JSON-serializable, but holds a set at tags"):
+    with pytest.raises(
+        PayloadError, match=r"params must be JSON-serializable, but holds a set at tags"
+    ):
         await flow.create(params={"tags": {1, 2}})
     with pytest.raises(PayloadTooLargeError, match="over the limit"):
         await flow.create(params={"blob": "x" * (1024 * 1024)})
@@ -137,7 +141,10 @@ class BadStep(WorkflowEntrypoint):
         ("unknown key", r"unknown retries key\(s\) \['tries'\]"),
         ("negative limit", "between 0 and 10000"),
         ("zero timeout", "timeout must be greater than zero"),
-        ("not json", r"result of step 'make widget' must be JSON-serializable, but holds a datetime"),
+        (
+            "not json",
+            r"result of step 'make widget' must be JSON-serializable, but holds a datetime",
+        ),
         ("too big", "over the limit of 1,048,576 bytes"),
         ("event type", "must not contain '.'"),
     ],
@@ -150,7 +157,6 @@ async def test_mistakes_inside_run_error_the_instance_with_the_fix(
         final = await (await app.workflow("bad").create(params={"kind": kind})).wait(10)
     assert final.status == "errored"
     assert final.error is not None
-
 
     assert re.search(error, final.error.message), final.error.message
 

@@ -52,7 +52,9 @@ async def test_a_renamed_step_errors_the_instance_naming_both_steps(database_url
     assert [s.output for s in details.steps if s.kind == "do"] == ["charged"]
 
 
-async def test_a_step_of_another_kind_at_the_same_key_errors_the_instance(database_url: str) -> None:
+async def test_a_step_of_another_kind_at_the_same_key_errors_the_instance(
+    database_url: str,
+) -> None:
     final, _ = await _run_then_swap(database_url, ChangedKind)
     assert final.status == "errored"
     assert final.error.name == "NonDeterminismError"

@@ -94,7 +94,9 @@ def test_the_sync_client_does_what_the_async_one_does(database_url: str) -> None
 
 
 async def test_the_faster_durability_mode_runs_the_same_workflows(tmp_path: Any) -> None:
-    app = App(database=str(tmp_path / "fast.db"), workflows={"report": Report}, durability="process")
+    app = App(
+        database=str(tmp_path / "fast.db"), workflows={"report": Report}, durability="process"
+    )
     async with app, app.worker(**FAST):
         instance = await app.workflow("report").create()
         await instance.send_event("confirm", True)

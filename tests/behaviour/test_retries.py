@@ -31,7 +31,9 @@ def flaky(ctx: StepContext) -> str:
 class Flaky(WorkflowEntrypoint):
     async def run(self, event: WorkflowEvent, step: WorkflowStep) -> Any:
         return await step.do(
-            "send", flaky, retries={"limit": 3, "delay": "100 milliseconds", "backoff": "exponential"}
+            "send",
+            flaky,
+            retries={"limit": 3, "delay": "100 milliseconds", "backoff": "exponential"},
         )
 
 

@@ -52,7 +52,9 @@ async def test_sleep_until_wakes_at_the_given_time(make_app: Any) -> None:
     app = make_app(until=Until)
     when = datetime.now(UTC) + timedelta(seconds=0.4)
     async with app.worker(**FAST):
-        final = await (await app.workflow("until").create(params={"when": when.isoformat()})).wait(10)
+        final = await (await app.workflow("until").create(params={"when": when.isoformat()})).wait(
+            10
+        )
     assert final.status == "complete"
     assert final.output >= when.timestamp()
 

@@ -21,7 +21,9 @@ def count(name: str, value: Any = None) -> Any:
 
 class Checkout(WorkflowEntrypoint):
     async def run(self, event: WorkflowEvent, step: WorkflowStep) -> Any:
-        cart = await step.do("load cart", lambda: count("load cart", {"items": event.payload["items"]}))
+        cart = await step.do(
+            "load cart", lambda: count("load cart", {"items": event.payload["items"]})
+        )
         await step.sleep("let it settle", 0.2)
         total = await step.do("price", lambda: count("price", len(cart["items"]) * 10))
         return {"total": total, "instance": event.instance_id}

@@ -544,6 +544,8 @@ class SqlStore:
                     (delta, iid),
                 )
                 wake = now if inst.wake_at is None else inst.wake_at + delta
+                if inst.wait_types and self._event_pending(tx, iid, inst.wait_types):
+                    wake = now  # an event came in while paused
                 status = Status.WAITING if wake > now else Status.QUEUED
                 tx.execute(
                     "UPDATE instances SET status = ?, wake_at = ?, paused_at = NULL, "
@@ -720,6 +722,15 @@ class SqlStore:
         )
         return None if row is None or row[0] is None else float(row[0])
 
+    def _event_pending(self, tx: Tx, iid: int, wait_types: str) -> bool:
+        """Is an unconsumed event of one of ``wait_types`` (",a,b,") waiting for this instance?"""
+        instr = self.dialect.instr("?", "',' || type || ','")
+        row = tx.one(
+            f"SELECT 1 FROM events WHERE iid = ? AND consumed_by IS NULL AND {instr} > 0 LIMIT 1",
+            (iid, wait_types),
+        )
+        return row is not None
+
     @staticmethod
     def _fence(tx: Tx, lease: Lease, now: float) -> Status:
         row = tx.one(
@@ -796,19 +807,12 @@ class SqlStore:
     async def suspend(self, lease: Lease, wake_at: float | None, wait_types: list[str]) -> Status:
         now = self.now()
         types = "," + ",".join(wait_types) + "," if wait_types else None
-        instr = self.dialect.instr("?", "',' || type || ','")
 
         def op(tx: Tx) -> Status:
             self._fence(tx, lease, now)
             wake = now if wake_at is None else wake_at
-            if types is not None:
-                pending = tx.one(
-                    f"SELECT 1 FROM events WHERE iid = ? AND consumed_by IS NULL AND {instr} > 0 "
-                    "LIMIT 1",
-                    (lease.iid, types),
-                )
-                if pending is not None:
-                    wake = now  # an event came in while we ran: go again at once
+            if types is not None and self._event_pending(tx, lease.iid, types):
+                wake = now  # an event came in while we ran: go again at once
             row = tx.one(
                 "UPDATE instances SET status = CASE status WHEN 'waitingForPause' THEN 'paused' "
                 "ELSE 'waiting' END, paused_at = CASE status WHEN 'waitingForPause' THEN ? "
