@@ -84,7 +84,7 @@ async def test_getting_an_unknown_instance_says_so(make_app: Any) -> None:
 async def test_event_types_with_a_dot_are_refused(make_app: Any) -> None:
     app = make_app(noop=Noop)
     instance = await app.workflow("noop").create()
-    with pytest.raises(ValidationError, match="must not contain '.'"):
+    with pytest.raises(ValidationError, match=r"must not contain '\.'"):
         await instance.send_event("order.paid", {})
 
 
