@@ -83,9 +83,9 @@ async def serve_async(
     started: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve until ``stop`` is set (or SIGINT/SIGTERM); with ``worker=True`` run a worker too."""
-    if token is None:
-        token = os.environ.get("PERDURE_TOKEN") or None
+    """Serve until ``stop`` is set (or SIGINT/SIGTERM); with ``worker=True`` run a worker too.
+
+    Unlike ``serve``, this does not read ``PERDURE_TOKEN``: the caller passes the token."""
     check_bind(host, token)
     asgi = create_app(app, token=token, prefix=prefix, user_app=user_app, max_body=max_body)
     if sock is None:
