@@ -305,14 +305,14 @@ def _workflows(raw: Any, file: str) -> tuple[WorkflowConfig, ...]:
         for other in found:
             if other.name == name:
                 raise ProjectConfigError(
-                    f"two workflows are named {name!r} ({other.key} and #{index}); give each "
-                    "workflow its own name",
+                    f"another workflow is named {name!r} too ({other.key.split(' (')[0]}); give "
+                    "each workflow its own name",
                     file=file,
                     key=where,
                 )
             if other.binding == binding:
                 raise ProjectConfigError(
-                    f"binding {binding!r} is also used by {other.key}; give each workflow its "
+                    f"binding {binding!r} is used by {other.key} too; give each workflow its "
                     "own binding",
                     file=file,
                     key=where,
@@ -437,10 +437,17 @@ def load_workflows(settings: Settings, module: ModuleType) -> list[Workflow]:
                 file=settings.file,
                 key=wf.key,
             )
-        if not (isinstance(target, type) and issubclass(target, WorkflowEntrypoint)):
+        if not isinstance(target, type):
+            raise ProjectConfigError(
+                f"class_name = {wf.class_name!r} is a {type(target).__name__}, not a class; "
+                "name the WorkflowEntrypoint subclass that defines the workflow",
+                file=settings.file,
+                key=wf.key,
+            )
+        if not issubclass(target, WorkflowEntrypoint):
             raise ProjectConfigError(
                 f"class_name = {wf.class_name!r} is not a subclass of perdure.WorkflowEntrypoint; "
-                f"declare it as `class {wf.class_name.split('.')[-1]}(perdure.WorkflowEntrypoint)`",
+                f"declare it as `class {target.__name__}(perdure.WorkflowEntrypoint)`",
                 file=settings.file,
                 key=wf.key,
             )

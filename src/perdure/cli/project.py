@@ -22,7 +22,7 @@ from ..config import (
 from ..errors import ValidationError
 from . import scaffold, servers
 from .output import Printer
-from .state import State, json_option, run, usage
+from .state import PerdureCommand, State, json_option, run, usage
 
 pass_state = click.make_pass_decorator(State)
 
@@ -64,7 +64,7 @@ def _list_templates(printer: Printer) -> None:
     )
 
 
-@click.command()
+@click.command(cls=PerdureCommand)
 @click.argument("name", required=False)
 @click.option(
     "-t",
@@ -131,7 +131,7 @@ def init(
 # -- deploy
 
 
-@click.command()
+@click.command(cls=PerdureCommand)
 @json_option
 @pass_state
 def deploy(state: State, as_json: bool) -> None:
@@ -213,7 +213,7 @@ def _prefix(value: str) -> str:
     return value
 
 
-@click.command()
+@click.command(cls=PerdureCommand)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
@@ -336,7 +336,7 @@ def dev(
     asyncio.run(main())
 
 
-@click.command()
+@click.command(cls=PerdureCommand)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
@@ -387,7 +387,7 @@ def serve(state: State, host: str, port: int, token: str | None, prefix: str) ->
     asyncio.run(main())
 
 
-@click.command()
+@click.command(cls=PerdureCommand)
 @click.option("--concurrency", default=1000, show_default=True, help="Instances run at once.")
 @click.option(
     "--lease-seconds", default=10.0, show_default=True, help="Lease of a claimed instance."

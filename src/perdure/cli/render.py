@@ -163,10 +163,13 @@ def steps_table(printer: Printer, steps: Sequence[StepInfo], *, full: bool, now:
     rows: list[list[str]] = []
     # Fit the state column to the terminal, within reason; --full shows it all.
     limit: int | None = None
-    if not full:
+    if full:
+        limit = None
+    elif printer.colour:  # a terminal: fit its width
         used = 8 + max((len(s.name) for s in steps), default=4) + 50
-        width = shutil.get_terminal_size((120, 24)).columns if printer.colour else 120
-        limit = max(30, width - used)
+        limit = max(30, shutil.get_terminal_size((120, 24)).columns - used)
+    else:
+        limit = 60
     for index, step in enumerate(steps, start=1):
         label = STEP_STATES.get((step.kind, step.status), step.status)
         rows.append(

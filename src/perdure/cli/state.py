@@ -119,7 +119,8 @@ class CliUsageError(CliError):
 
 def describe_error(exc: PerdureError) -> tuple[str, int]:
     """The message and exit code for a perdure error: the one mapping the CLI uses."""
-    message = str(exc) or type(exc).__name__
+    # Messages written for the Python API name methods; here the command is the way.
+    message = (str(exc) or type(exc).__name__).replace("restart()", "restart")
     if isinstance(exc, DatabaseError):
         lowered = message.lower()
         if "locked" in lowered or "busy" in lowered:
