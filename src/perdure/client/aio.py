@@ -473,7 +473,7 @@ class Instance:
                 )
             pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
             await asyncio.sleep(pause)
-            delay = min(delay * 1.5, 0.5)
+            delay = min(delay * 1.5, 0.1)
 
 
 __all__ = ["App", "Env", "Instance", "PerdureError", "WorkflowHandle"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import inspect
 import json
 import time
@@ -41,6 +42,10 @@ from ..step import StepContext, WorkflowStep
 from ..store.base import Claim, StepRow, StepWrite, Store
 
 MAX_STEPS = 10_000
+DEFAULT_CONFIG = StepConfig()
+DEFAULT_CONFIG_JSON = json.dumps(DEFAULT_CONFIG.to_json())
+RUNNING_NOTICE = 0.05
+"""Seconds after which a step still running is written down as running."""
 KINDS = {"do": "do", "sleep": "sleep", "wait": "wait_for_event"}
 
 
@@ -272,7 +277,10 @@ class Run:
                 f"step {name!r}: the callback must be callable, not {type(callback).__name__}"
             )
         if row is None:
-            resolved = resolve_config(name, retries=retries, timeout=timeout, config=config)
+            if retries is None and timeout is None and config is None:
+                resolved = DEFAULT_CONFIG
+            else:
+                resolved = resolve_config(name, retries=retries, timeout=timeout, config=config)
             await self._check_new_step(name, "do")
             if self.pause_requested:
                 raise self._suspend(None)
@@ -322,7 +330,9 @@ class Run:
         seq: int | None,
         started: float,
     ) -> Any:
-        config_json = json.dumps(config.to_json())
+        config_json = (
+            DEFAULT_CONFIG_JSON if config is DEFAULT_CONFIG else json.dumps(config.to_json())
+        )
         if seq is None:
             seq = self.next_seq
             self.next_seq += 1
@@ -341,11 +351,12 @@ class Run:
                 **values,
             )
 
+        loop = asyncio.get_running_loop()
         while True:
             number = len(attempts) + 1
             attempts.append({"attempt": number, "start": time.time()})
-            # Observability only: this write joins the next commit, the callback need not wait.
-            await self._save(row("running"), durable=False)
+            # "Attempt running" is for observers only: a step that ends quickly never writes it.
+            announce = loop.call_later(RUNNING_NOTICE, self._announce, row)
             context = StepContext(name=name, count=count, attempt=number, config=config)
             deadline = asyncio.timeout(config.timeout)
             try:
@@ -355,6 +366,7 @@ class Run:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                announce.cancel()
                 failure = exc
                 if isinstance(exc, TimeoutError) and deadline.expired():
                     failure = WorkflowTimeoutError(
@@ -377,9 +389,16 @@ class Run:
                 wake = time.time() + wait
                 await self._save(row("retrying", wake_at=wake))
                 raise self._suspend(wake) from None
+            announce.cancel()
             attempts[-1]["end"] = time.time()
             await self._save(row("success", output=output, ended_at=time.time()))
             return json.loads(output)
+
+    def _announce(self, row: Callable[..., StepWrite]) -> None:
+        with contextlib.suppress(Exception):
+            self.store.save_step(self.lease, row("running"), durable=False).add_done_callback(
+                _ignore_result
+            )
 
     async def _call(self, callback: Callable[..., Any], context: StepContext) -> Any:
         args = (context,) if _wants_context(callback) else ()
@@ -535,6 +554,9 @@ def _step_event(output: Any) -> StepEvent:
 
 
 def _wants_context(callback: Callable[..., Any]) -> bool:
+    code = getattr(callback, "__code__", None)
+    if code is not None and not getattr(callback, "__defaults__", None):
+        return bool(code.co_argcount - (1 if inspect.ismethod(callback) else 0))
     try:
         params = [
             p

@@ -110,6 +110,8 @@ class Worker:
     async def _claim_loop(self) -> None:
         names = self.registry.names()
         while not self._stopping:
+            # Cleared before claiming: a nudge that arrives while we claim is not lost.
+            self._wakeup.clear()
             free = self.options.concurrency - len(self.runs)
             claimed: list[Claim] = []
             if free > 0 and names:
@@ -140,7 +142,6 @@ class Worker:
                     timeout = min(timeout, max(0.0, due - time.time()))
         if timeout <= 0:
             return
-        self._wakeup.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout)
 

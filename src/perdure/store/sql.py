@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from ..errors import (
     DatabaseError,
     InstanceExistsError,
+    PerdureError,
     InstanceNotFoundError,
     InvalidTransitionError,
     LeaseLostError,
@@ -103,27 +104,44 @@ class Dialect:
 class _Job:
     fn: Callable[[Tx], Any]
     future: concurrent.futures.Future[Any]
+    guarded: bool = False
+    """The job raises only from its guard, before it writes: it needs no savepoint."""
 
 
 class _Writer(threading.Thread):
-    """Runs queued write functions, many per transaction."""
+    """Runs queued write functions, many per transaction.
 
-    def __init__(self, dialect: Dialect, name: str) -> None:
+    A lazy job (a write nobody waits for, such as "attempt started") does not start a commit of
+    its own: it joins the next one, or is committed after ``linger`` seconds at the latest.
+    """
+
+    def __init__(self, dialect: Dialect, name: str, *, linger: float = 0.05) -> None:
         super().__init__(name=name, daemon=True)
         self.dialect = dialect
         self._jobs: deque[_Job] = deque()
+        self._eager = 0  # jobs in the queue that a caller waits for
+        self._oldest_lazy: float | None = None
         self._cond = threading.Condition()
         self._stopping = False
         self._conn: Any = None
         self.max_batch = 512
+        self.linger = linger
 
-    def submit(self, fn: Callable[[Tx], T]) -> concurrent.futures.Future[T]:
+    def submit(
+        self, fn: Callable[[Tx], T], *, lazy: bool = False, guarded: bool = False
+    ) -> concurrent.futures.Future[T]:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         with self._cond:
             if self._stopping:
                 raise DatabaseError("the store is closed; open the App again")
-            self._jobs.append(_Job(fn, future))
-            self._cond.notify()
+            self._jobs.append(_Job(fn, future, guarded))
+            if lazy:
+                if self._oldest_lazy is None:
+                    self._oldest_lazy = time.monotonic()
+                    self._cond.notify()
+            else:
+                self._eager += 1
+                self._cond.notify()
         return future
 
     def stop(self) -> None:
@@ -131,14 +149,24 @@ class _Writer(threading.Thread):
             self._stopping = True
             self._cond.notify()
 
+    def _ready(self) -> float | None:
+        """None when a batch should run now, else how long to wait for one."""
+        if self._eager or self._stopping:
+            return None
+        if self._oldest_lazy is None:
+            return 3600.0
+        return max(0.0, self._oldest_lazy + self.linger - time.monotonic()) or None
+
     def run(self) -> None:
         while True:
             with self._cond:
-                while not self._jobs and not self._stopping:
-                    self._cond.wait()
+                while (wait := self._ready()) is not None:
+                    self._cond.wait(wait)
                 if not self._jobs and self._stopping:
                     break
                 batch = [self._jobs.popleft() for _ in range(min(len(self._jobs), self.max_batch))]
+                self._eager = len(self._jobs)  # a full batch left some behind: go again now
+                self._oldest_lazy = time.monotonic() if self._jobs else None
             self._run_batch(batch)
         if self._conn is not None:
             try:
@@ -154,6 +182,12 @@ class _Writer(threading.Thread):
             tx = Tx(self._conn, self.dialect)
             tx.execute(self.dialect.begin)
             for job in batch:
+                if job.guarded:
+                    try:
+                        results.append((job, job.fn(tx), None))
+                    except PerdureError as exc:  # raised by the guard: nothing was written
+                        results.append((job, None, exc))
+                    continue
                 if len(batch) == 1:
                     try:
                         results.append((job, job.fn(tx), None))
@@ -304,13 +338,15 @@ class SqlStore:
             except Exception:
                 pass
 
-    def _submit(self, fn: Callable[[Tx], T]) -> concurrent.futures.Future[T]:
+    def _submit(
+        self, fn: Callable[[Tx], T], *, lazy: bool = False, guarded: bool = False
+    ) -> concurrent.futures.Future[T]:
         if self._writer is None:
             raise DatabaseError("the store is not open; use `async with app:` or call app.open()")
-        return self._writer.submit(fn)
+        return self._writer.submit(fn, lazy=lazy, guarded=guarded)
 
-    async def _write(self, fn: Callable[[Tx], T]) -> T:
-        return await asyncio.wrap_future(self._submit(fn))
+    async def _write(self, fn: Callable[[Tx], T], *, guarded: bool = False) -> T:
+        return await asyncio.wrap_future(self._submit(fn, guarded=guarded))
 
     def _reader(self) -> Tx:
         tx: Tx | None = getattr(self._local, "tx", None)
@@ -684,7 +720,7 @@ class SqlStore:
                 for inst in instances
             ]
 
-        return await self._write(op)
+        return await self._write(op, guarded=True)
 
     async def heartbeat(
         self, owner: str, leases: list[Lease], lease_seconds: float
@@ -709,7 +745,7 @@ class SqlStore:
                         held[iid] = parse_status(status)
             return held
 
-        return await self._write(op)
+        return await self._write(op, guarded=True)
 
     async def next_wake_at(self) -> float | None:
         row = await self._read(
@@ -733,10 +769,11 @@ class SqlStore:
 
     @staticmethod
     def _fence(tx: Tx, lease: Lease, now: float) -> Status:
+        """The instance's status, if this lease still holds it (inside the write transaction)."""
         row = tx.one(
-            f"UPDATE instances SET modified_at = ? WHERE iid = ? AND lease_owner = ? AND epoch = ? "
-            f"AND status IN {_ACTIVE_SQL} RETURNING status",
-            (now, lease.iid, lease.owner, lease.epoch),
+            f"SELECT status FROM instances WHERE iid = ? AND lease_owner = ? AND epoch = ? "
+            f"AND status IN {_ACTIVE_SQL}{tx.dialect.for_update}",
+            (lease.iid, lease.owner, lease.epoch),
         )
         if row is None:
             raise LeaseLostError(f"instance {lease.iid} is no longer held by {lease.owner}")
@@ -777,7 +814,7 @@ class SqlStore:
             self._upsert_step(tx, lease.iid, step)
             return status
 
-        return asyncio.wrap_future(self._submit(op))
+        return asyncio.wrap_future(self._submit(op, lazy=not durable, guarded=True))
 
     async def consume_event(self, lease: Lease, step: StepWrite, type: str) -> EventRow | None:
         now = self.now()
@@ -802,7 +839,7 @@ class SqlStore:
             self._upsert_step(tx, lease.iid, done)
             return event
 
-        return await self._write(op)
+        return await self._write(op, guarded=True)
 
     async def suspend(self, lease: Lease, wake_at: float | None, wait_types: list[str]) -> Status:
         now = self.now()
@@ -823,7 +860,7 @@ class SqlStore:
             assert row is not None
             return parse_status(row[0])
 
-        return await self._write(op)
+        return await self._write(op, guarded=True)
 
     async def finish(
         self, lease: Lease, status: Status, output: str | None, error: str | None
@@ -839,7 +876,7 @@ class SqlStore:
                 (status.value, output, error, now, now, lease.iid),
             )
 
-        await self._write(op)
+        await self._write(op, guarded=True)
 
     async def release(self, lease: Lease) -> None:
         now = self.now()
@@ -857,4 +894,4 @@ class SqlStore:
                 (now, now, lease.iid),
             )
 
-        await self._write(op)
+        await self._write(op, guarded=True)
