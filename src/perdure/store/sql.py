@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 from ..errors import (
     DatabaseError,
     InstanceExistsError,
-    PerdureError,
     InstanceNotFoundError,
     InvalidTransitionError,
     LeaseLostError,
+    PerdureError,
     ValidationError,
 )
 from ..states import TERMINAL, Status, next_status, parse_status
