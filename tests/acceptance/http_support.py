@@ -122,7 +122,7 @@ class Server:
     token: str | None
 
     def client(self, *, auth: bool = True, **kwargs: Any) -> httpx.Client:
-        headers = {}
+        headers = dict(kwargs.pop("headers", {}))
         if auth and self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         return httpx.Client(base_url=self.url, headers=headers, timeout=10.0, **kwargs)

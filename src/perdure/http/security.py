@@ -127,8 +127,9 @@ class Security:
     def _sign(self, text: str) -> str:
         return hmac.new(self.session_key, text.encode(), hashlib.sha256).hexdigest()
 
-    def new_session(self) -> str:
-        body = f"v1.{int(time.time())}.{secrets.token_urlsafe(18)}"
+    def new_session(self, *, issued: float | None = None) -> str:
+        stamp = int(time.time() if issued is None else issued)
+        body = f"v1.{stamp}.{secrets.token_urlsafe(18)}"
         return f"{body}.{self._sign(body)}"
 
     def session_nonce(self, cookie: str | None) -> str | None:

@@ -7,8 +7,10 @@ import contextlib
 import ipaddress
 import logging
 import os
+import signal
 import socket
-from collections.abc import AsyncIterator, Mapping
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import uvicorn
@@ -23,6 +25,25 @@ log = logging.getLogger("perdure.http")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGINT/SIGTERM once it has shut down, which would kill the process
+    before the worker hands back its leases and the App closes. Here a signal only stops
+    serving; ``serve`` then finishes its cleanup and returns."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 def check_bind(host: str, token: str | None) -> None:
@@ -98,7 +119,7 @@ async def serve_async(
         proxy_headers=False,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     if not is_loopback(host):
         log.warning("serving on %s: reachable from other machines; keep the token secret", host)
     async with _maybe_worker(app, worker, worker_options):
