@@ -17,7 +17,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def instance_id(value: object) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"instance id must be a string, not {type(value).__name__}")
-    if not value or len(value) > MAX_ID_LENGTH or not ID_PATTERN.match(value):
+    if not value or len(value) > MAX_ID_LENGTH or not ID_PATTERN.fullmatch(value):
         raise ValidationError(
             f"invalid instance id {value[:120]!r}: use 1 to {MAX_ID_LENGTH} letters, digits, '-' "
             "or '_', not starting with '-'"
@@ -28,7 +28,7 @@ def instance_id(value: object) -> str:
 def workflow_name(value: object) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"workflow name must be a string, not {type(value).__name__}")
-    if not value or len(value) > MAX_WORKFLOW_NAME_LENGTH or not ID_PATTERN.match(value):
+    if not value or len(value) > MAX_WORKFLOW_NAME_LENGTH or not ID_PATTERN.fullmatch(value):
         raise ValidationError(
             f"invalid workflow name {value[:80]!r}: use 1 to {MAX_WORKFLOW_NAME_LENGTH} letters, "
             "digits, '-' or '_', not starting with '-'"
@@ -55,7 +55,7 @@ def event_type(value: object) -> str:
         raise ValidationError(f"event type must be a string, not {type(value).__name__}")
     if "." in value:
         raise ValidationError(f"event type {value!r} must not contain '.'; use '-' or '_' instead")
-    if not value or len(value) > MAX_EVENT_TYPE_LENGTH or not ID_PATTERN.match(value):
+    if not value or len(value) > MAX_EVENT_TYPE_LENGTH or not ID_PATTERN.fullmatch(value):
         raise ValidationError(
             f"invalid event type {value[:120]!r}: use 1 to {MAX_EVENT_TYPE_LENGTH} letters, digits, "
             "'-' or '_', not starting with '-'"
