@@ -330,7 +330,7 @@ async def change_status(request: Request) -> Response:
     instance = await _instance(request)
     body = _object(await json_body(request), "the request body", {"status", "from"})
     action = body.get("status")
-    if action not in ACTIONS:
+    if not isinstance(action, str) or action not in ACTIONS:
         raise ValidationError(
             f"status must be one of {', '.join(ACTIONS)}; got {json.dumps(action)[:80]}"
         )
@@ -342,7 +342,7 @@ async def change_status(request: Request) -> Response:
         if "name" not in step:
             raise ValidationError("'from' needs the step's 'name' (and optional 'count', 'type')")
         kind = step.get("type", "do")
-        if kind not in RESTART_TYPES:
+        if not isinstance(kind, str) or kind not in RESTART_TYPES:
             raise ValidationError("'from.type' must be one of do, sleep, waitForEvent")
         result = await instance.restart(
             from_step=step["name"], count=step.get("count", 1), kind=kind

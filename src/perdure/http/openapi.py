@@ -196,6 +196,7 @@ SCHEMAS: dict[str, JSONSchema] = {
     "NewInstance": {
         "type": "object",
         "additionalProperties": False,
+        "not": {"required": ["id", "instance_id"]},
         "properties": {
             "id": {
                 "type": "string",
@@ -203,9 +204,35 @@ SCHEMAS: dict[str, JSONSchema] = {
                 "maxLength": 100,
                 "description": "Defaults to a random UUID. 409 when taken.",
             },
-            "instance_id": {"type": "string", "description": "Cloudflare's name for `id`."},
+            "instance_id": {
+                "type": "string",
+                "pattern": NAME_PATTERN,
+                "maxLength": 100,
+                "description": "Cloudflare's name for `id`; give one or the other.",
+            },
             "params": {"description": "Any JSON value up to 1 MiB; `event.payload` in run()."},
         },
+    },
+}
+
+
+RESTART_FROM: JSONSchema = {
+    "type": "object",
+    "description": (
+        "This step (its `count`-th use, of this `type`) and every step started after it run "
+        "again; earlier results are kept. 422 when the history has no such step."
+    ),
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 256,
+            "pattern": "^[^\\x00-\\x1f\\x7f]+$",
+        },
+        "count": {"type": "integer", "minimum": 1},
+        "type": {"enum": ["do", "sleep", "waitForEvent"]},
     },
 }
 
@@ -474,25 +501,27 @@ def paths() -> dict[str, Any]:
                 "parameters": [_workflow(), INSTANCE],
                 "requestBody": _body(
                     {
-                        "type": "object",
-                        "required": ["status"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "status": {"enum": list(ACTIONS)},
-                            "from": {
+                        "oneOf": [
+                            {
                                 "type": "object",
-                                "description": "With restart: this step and every later one run again.",
-                                "required": ["name"],
+                                "required": ["status"],
                                 "additionalProperties": False,
                                 "properties": {
-                                    "name": {"type": "string", "minLength": 1, "maxLength": 256},
-                                    "count": {"type": "integer", "minimum": 1},
-                                    "type": {"enum": ["do", "sleep", "waitForEvent"]},
+                                    "status": {"enum": [a for a in ACTIONS if a != "restart"]}
                                 },
                             },
-                        },
+                            {
+                                "type": "object",
+                                "required": ["status"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "status": {"const": "restart"},
+                                    "from": RESTART_FROM,
+                                },
+                            },
+                        ]
                     },
-                    "The action.",
+                    "The action; only restart takes `from`.",
                 ),
                 "responses": _responses(
                     "200",
