@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 BIN = Path(sys.executable).parent / "perdure"
 COMMAND = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "perdure"]
 
@@ -57,23 +59,29 @@ def perdure(
     return Result(done.returncode, done.stdout, done.stderr)
 
 
-def start(*args: str, cwd: Path, **env: str) -> subprocess.Popen[str]:
-    """Start a long-running ``perdure ARGS`` (worker, dev, serve)."""
-    return subprocess.Popen(
-        [*COMMAND, *args],
-        cwd=cwd,
-        env=clean_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def start(*args: str, cwd: Path, log: Path | None = None, **env: str) -> subprocess.Popen[str]:
+    """Start a long-running ``perdure ARGS`` (worker, dev, serve); stderr goes to ``log`` when
+    given, so a test can read it while the process runs."""
+    stream = None if log is None else log.open("w")
+    try:
+        return subprocess.Popen(
+            [*COMMAND, *args],
+            cwd=cwd,
+            env=clean_env(**env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE if stream is None else stream,
+            text=True,
+        )
+    finally:
+        if stream is not None:
+            stream.close()  # the process has its own copy
 
 
 def stop(process: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:
     """SIGTERM, then wait: the exit code and what it printed on stderr."""
     process.terminate()
     _, err = process.communicate(timeout=timeout)
-    return process.returncode, err
+    return process.returncode, err or ""
 
 
 def free_port() -> int:
@@ -87,7 +95,7 @@ def wait_for(check: Any, *, timeout: float = 20, interval: float = 0.05) -> Any:
     while True:
         try:
             value = check()
-        except (OSError, AssertionError):
+        except (OSError, AssertionError, httpx.TransportError):
             value = None
         if value:
             return value

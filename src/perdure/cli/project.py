@@ -368,21 +368,31 @@ def serve(state: State, host: str, port: int, token: str | None, prefix: str) ->
     async def main() -> None:
         stop = asyncio.Event()
         servers.stop_on_signals(stop)
+        started = asyncio.Event()
         address = servers.url(host, sock.getsockname()[1])
-        printer.note(
-            f"serving the API and dashboard of {safe_database(app.database)} on "
-            f"{address}{_prefix(prefix)}/"
-        )
-        async with app:
-            await serve_async(
-                app,
-                host=host,
-                token=token,
-                prefix=_prefix(prefix),
-                sock=sock,
-                log_level="warning",
-                stop=stop,
+
+        async def announce() -> None:
+            await started.wait()
+            printer.note(
+                f"serving the API and dashboard of {safe_database(app.database)} on "
+                f"{address}{_prefix(prefix)}/"
             )
+
+        announcer = asyncio.create_task(announce())
+        try:
+            async with app:
+                await serve_async(
+                    app,
+                    host=host,
+                    token=token,
+                    prefix=_prefix(prefix),
+                    sock=sock,
+                    log_level="warning",
+                    started=started,
+                    stop=stop,
+                )
+        finally:
+            announcer.cancel()
 
     asyncio.run(main())
 
