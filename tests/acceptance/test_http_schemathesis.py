@@ -51,7 +51,9 @@ def schemathesis(url: str, report: Path, *extra: str, examples: int = 25) -> dic
         str(report),
         *extra,
     ]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=150, check=False)
+    finished = subprocess.run(
+        command, capture_output=True, text=True, timeout=150, check=False, cwd=report.parent
+    )
     assert report.exists(), finished.stdout[-3000:] + finished.stderr[-3000:]
     result: dict[str, Any] = json.loads(report.read_text())
     result["output"] = finished.stdout[-6000:]
