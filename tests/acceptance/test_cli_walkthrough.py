@@ -43,8 +43,8 @@ def test_templates_are_listed_and_chosen_by_name(tmp_path: Path) -> None:
 
     assert listed.code == 0 and "workflows-starter (default)" in listed.out
     assert "approval" in listed.out
-    names = {t["name"] for t in as_json.json["templates"]}
-    assert names == {"workflows-starter", "approval"}
+    defaults = {t["name"]: t["default"] for t in as_json.json["templates"]}
+    assert defaults == {"workflows-starter": True, "approval": False}
     assert chosen.code == 0, chosen.err
     assert 'class_name = "ApprovalWorkflow"' in (tmp_path / "approvals/perdure.toml").read_text()
 

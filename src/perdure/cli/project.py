@@ -49,7 +49,11 @@ def _list_templates(printer: Printer) -> None:
         printer.json(
             {
                 "templates": [
-                    {"name": t.name, "description": t.description, "default": t.name == name}
+                    {
+                        "name": t.name,
+                        "description": t.description,
+                        "default": t.name == scaffold.DEFAULT_TEMPLATE,
+                    }
                     for name, t in found.items()
                 ]
             }
