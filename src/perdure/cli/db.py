@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+from types import ModuleType
+from typing import Any
+
 import click
 
+from .. import store as store_package
 from ..client.aio import App
-from ..store import migrate as sql_migrate
 from .project import safe_database
 from .state import PerdureGroup, State, json_option, run
 
@@ -21,6 +26,26 @@ def db() -> None:
       perdure db migrate
       PERDURE_DATABASE=postgresql://app@db/app perdure db migrate
     """
+
+
+def _apply(url: str) -> list[int] | None:
+    """The versions applied, with the store's ``migrate(url)`` when it has one; else None."""
+    backend = getattr(store_package, "migrate", None)
+    if callable(backend) and not isinstance(backend, ModuleType):
+        outcome: Any = backend(url)
+        if inspect.isawaitable(outcome):
+
+            async def wait() -> Any:
+                return await outcome
+
+            outcome = asyncio.run(wait())
+        return list(outcome) if outcome is not None else None
+
+    async def action(app: App) -> None:
+        await app.store()  # opening applies the migrations
+
+    run(App(database=url, register=False), action)
+    return None
 
 
 @db.command()
@@ -39,17 +64,13 @@ def migrate(state: State, as_json: bool) -> None:
     """
     settings = state.settings(required=False)
     url = settings.database
-    backend_migrate = getattr(sql_migrate, "migrate", None)
-    if callable(backend_migrate):
-        backend_migrate(url)
-    else:
-
-        async def action(app: App) -> None:
-            await app.store()
-
-        run(App(database=url, register=False), action)
+    applied = _apply(url)
     printer = state.printer()
+    shown = safe_database(url)
     if as_json:
-        printer.json({"database": safe_database(url), "migrated": True})
+        printer.json({"database": shown, "migrated": True, "applied": applied})
+    elif applied:
+        versions = ", ".join(str(v) for v in applied)
+        printer.echo(f"Database {shown} is up to date; applied migration(s) {versions}.")
     else:
-        printer.echo(f"Database {safe_database(url)} is up to date.")
+        printer.echo(f"Database {shown} is up to date.")
