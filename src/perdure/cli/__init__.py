@@ -1,0 +1,1 @@
+"""The ``perdure`` command; the entry point is ``perdure.cli.main:main``."""

@@ -12,7 +12,6 @@ import click
 from ..client.aio import App
 from ..client.models import WorkflowInfo
 from ..config import (
-    CONFIG_FILE,
     Settings,
     display_path,
     http_factory,
@@ -442,4 +441,4 @@ def worker(state: State, concurrency: int, lease_seconds: float, poll_interval: 
     asyncio.run(main())
 
 
-__all__ = ["CONFIG_FILE", "deploy", "dev", "init", "serve", "worker"]
+__all__ = ["deploy", "dev", "init", "safe_database", "serve", "worker"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from ..client.aio import App
-from ..config import CONFIG_FILE, Settings, build_app, display_path, load_settings, sqlite_file
+from ..config import Settings, build_app, display_path, load_settings, sqlite_file
 from ..errors import (
     ConfigError,
     DatabaseError,
@@ -149,10 +148,6 @@ def usage(message: str, *, as_json: bool = False, code: str = "invalid") -> NoRe
     raise CliUsageError(message, code=code, as_json=as_json)
 
 
-def fail(message: str, *, as_json: bool = False, code: str = "error") -> NoReturn:
-    raise CliError(message, code=code, as_json=as_json)
-
-
 class PerdureCommand(click.Command):
     """A command whose perdure errors and Ctrl-C become clean exits, never tracebacks."""
 
@@ -223,12 +218,7 @@ def complete_workflow(
     ]
 
 
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in {"1", "true", "yes"}
-
-
 __all__ = [
-    "CONFIG_FILE",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -239,7 +229,6 @@ __all__ = [
     "State",
     "complete_workflow",
     "describe_error",
-    "fail",
     "json_option",
     "parse_json",
     "run",
