@@ -14,6 +14,8 @@ import click
 STATUS_COLOURS = {
     "complete": "green",
     "success": "green",
+    "done": "green",
+    "received": "green",
     "errored": "red",
     "failure": "red",
     "terminated": "red",
