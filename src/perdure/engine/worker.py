@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,7 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
         self._executor = concurrent.futures.ThreadPoolExecutor(options.threads, "perdure-step")
         self.completed = 0
+        self._unsubscribe: Callable[[], None] = lambda: None
 
     # -- lifecycle
 
@@ -66,9 +68,13 @@ class Worker:
             asyncio.create_task(self._claim_loop(), name="perdure-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="perdure-heartbeat"),
         ]
+        # Work made runnable by other processes (LISTEN/NOTIFY on PostgreSQL) wakes us at once.
+        loop = asyncio.get_running_loop()
+        self._unsubscribe = self.store.subscribe(lambda: _call_soon(loop, self.nudge))
 
     async def stop(self) -> None:
         """Stop claiming, cancel running instances and hand their leases back at once."""
+        self._unsubscribe()
         self._stopping = True
         self._wakeup.set()
         for task in self._tasks:
@@ -199,3 +205,7 @@ class Worker:
                     task.cancel()  # another worker, a terminate or a restart owns it now
                 else:
                     run.request_pause(status == Status.WAITING_FOR_PAUSE)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
+    loop.call_soon_threadsafe(fn)

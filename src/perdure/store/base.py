@@ -6,6 +6,7 @@ LeaseLostError when another worker, a terminate or a restart has taken the insta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -117,6 +118,10 @@ class Store(Protocol):
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` from another thread when work may have become runnable elsewhere
+        (a hint; workers poll anyway). Returns the function that stops it."""
+        ...
 
     # -- workflows
     async def register_workflow(

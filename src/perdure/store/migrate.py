@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from importlib import resources
 
-from .sql import Tx
+from ..errors import DatabaseError
+from .sql import Dialect, Tx
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -34,8 +36,16 @@ def apply(tx: Tx, dialect_name: str) -> list[int]:
         "name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
     done = {row[0] for row in tx.all("SELECT version FROM perdure_migrations")}
+    known = migrations(dialect_name)
+    newest = max((version for version, _, _ in known), default=0)
+    if done and max(done) > newest:
+        # Migrating down is never safe to guess; an older perdure must not run on this schema.
+        raise DatabaseError(
+            f"the database schema is at version {max(done)}, newer than this perdure knows "
+            f"({newest}); upgrade perdure on this machine to the version the others run"
+        )
     applied = []
-    for version, name, sql in migrations(dialect_name):
+    for version, name, sql in known:
         if version in done:
             continue
         for statement in statements(sql):
@@ -56,3 +66,32 @@ def pending(tx: Tx, dialect_name: str) -> list[int]:
     )
     done = {row[0] for row in tx.all("SELECT version FROM perdure_migrations")}
     return [version for version, _, _ in migrations(dialect_name) if version not in done]
+
+
+def run(dialect: Dialect) -> list[int]:
+    """Apply pending migrations on a connection of their own (``perdure db migrate``)."""
+    conn = dialect.connect_writer()
+    try:
+        tx = Tx(conn, dialect)
+        tx.execute(dialect.begin)
+        try:
+            applied = dialect.migrate(tx) or []
+        except BaseException:
+            tx.execute("ROLLBACK")
+            raise
+        tx.execute("COMMIT")
+        return applied
+    finally:
+        conn.close()
+
+
+async def migrate(url: str) -> list[int]:
+    """Bring the database at ``url`` to the current schema; returns the versions applied
+    (empty when it was up to date). Safe while workers run and from many machines at once.
+    Raises DatabaseError (saying what to do) when the database is unreachable or newer."""
+    from . import open_store
+    from .sql import SqlStore
+
+    store = open_store(url)
+    assert isinstance(store, SqlStore)
+    return await asyncio.to_thread(run, store.dialect)

@@ -83,6 +83,8 @@ class Dialect:
     for_update = ""
     skip_locked = ""
     transient_errors: tuple[type[BaseException], ...] = ()
+    reconnect_errors: tuple[type[BaseException], ...] = ()
+    """Errors of a connection that broke while idle (the server restarted): reconnect once."""
 
     def sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
@@ -96,8 +98,13 @@ class Dialect:
     def instr(self, haystack: str, needle: str) -> str:
         return f"instr({haystack}, {needle})"
 
-    def migrate(self, tx: Tx) -> None:
+    def migrate(self, tx: Tx) -> list[int] | None:
         raise NotImplementedError
+
+    def notify(self, tx: Tx) -> None:
+        """Tell idle workers elsewhere that work is runnable, when this transaction commits.
+
+        A hint only (workers poll anyway); a no-op where the database cannot notify."""
 
 
 @dataclass(slots=True)
@@ -177,10 +184,7 @@ class _Writer(threading.Thread):
     def _run_batch(self, batch: list[_Job]) -> None:
         results: list[tuple[_Job, Any, BaseException | None]] = []
         try:
-            if self._conn is None:
-                self._conn = self.dialect.connect_writer()
-            tx = Tx(self._conn, self.dialect)
-            tx.execute(self.dialect.begin)
+            tx = self._begin()
             for job in batch:
                 if job.guarded:
                     try:
@@ -222,6 +226,21 @@ class _Writer(threading.Thread):
         for job, value, failure in results:
             _settle(job.future, value, failure)
 
+    def _begin(self) -> Tx:
+        """A transaction on a live connection. A connection that broke while idle (the server
+        restarted) is replaced once, before any job of the batch ran."""
+        if self._conn is not None:
+            tx = Tx(self._conn, self.dialect)
+            try:
+                tx.execute(self.dialect.begin)
+                return tx
+            except self.dialect.reconnect_errors:
+                self._reset()
+        self._conn = self.dialect.connect_writer()
+        tx = Tx(self._conn, self.dialect)
+        tx.execute(self.dialect.begin)
+        return tx
+
     def _reset(self) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
@@ -245,6 +264,10 @@ def _settle(
             future.set_exception(error)
         else:
             future.set_result(value)
+
+
+def _no_op() -> None:
+    return None
 
 
 def _loads(text: str | None) -> Any:
@@ -309,6 +332,12 @@ class SqlStore:
 
     def now(self) -> float:
         return time.time()
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from another thread) when another process may have made work
+        runnable; returns the function that stops it. A hint: workers poll anyway, and a
+        backend that cannot notify (SQLite) never calls it."""
+        return _no_op
 
     async def open(self) -> None:
         if self._writer is not None:
@@ -443,6 +472,8 @@ class SqlStore:
                         f"an instance with id {item.id!r} already exists in workflow "
                         f"{workflow!r}; pick another id, or restart() the existing instance"
                     )
+            if created:
+                self.dialect.notify(tx)
             return created
 
         return await self._write(op)
@@ -588,6 +619,8 @@ class SqlStore:
                     "modified_at = ? WHERE iid = ?",
                     (status.value, wake, now, iid),
                 )
+                if status == Status.QUEUED:
+                    self.dialect.notify(tx)
             elif action == "resume" and inst.status == Status.WAITING_FOR_PAUSE:
                 tx.execute(
                     "UPDATE instances SET status = 'running', modified_at = ? WHERE iid = ?",
@@ -609,6 +642,7 @@ class SqlStore:
                     "wait_types = NULL WHERE iid = ?",
                     (now, now, iid),
                 )
+                self.dialect.notify(tx)
             fresh = tx.one(f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE iid = ?", (iid,))
             assert fresh is not None
             return instance_from_row(fresh)
@@ -667,34 +701,60 @@ class SqlStore:
                 f"AND status = 'waiting' AND {instr} > 0",
                 (now, now, iid, f",{type},"),
             )
+            self.dialect.notify(tx)
             return int(seq_row[0])
 
         return await self._write(op)
 
     # -- worker
 
-    def _claim_sql(self, workflows: int) -> str:
+    def _claim_sql(self, workflows: int, *, expired: bool) -> str:
+        """Lease due instances (or, with ``expired``, those whose worker died), oldest first.
+
+        Two statements rather than one UNION: PostgreSQL cannot lock rows (SKIP LOCKED) under
+        a UNION, and each branch then walks its own partial index in order."""
         names = ", ".join("?" for _ in range(workflows))
-        lock = self.dialect.skip_locked
+        if expired:
+            due, order = "status = 'running' AND lease_expires_at < ?", "lease_expires_at"
+        else:
+            due, order = "status IN ('queued', 'waiting') AND wake_at <= ?", "wake_at"
         return (
             f"UPDATE instances SET status = CASE status WHEN 'waitingForPause' THEN status "
             f"ELSE 'running' END, lease_owner = ?, lease_expires_at = ?, epoch = epoch + 1, "
             f"started_at = COALESCE(started_at, ?), modified_at = ?, wake_at = NULL, "
-            f"wait_types = NULL WHERE iid IN ("
-            f"SELECT iid FROM (SELECT iid, wake_at AS t FROM instances "
-            f"WHERE status IN ('queued', 'waiting') AND wake_at <= ? AND workflow IN ({names}) "
-            f"UNION ALL SELECT iid, lease_expires_at AS t FROM instances "
-            f"WHERE status = 'running' AND lease_expires_at < ? AND workflow IN ({names})) AS due "
-            f"ORDER BY t LIMIT ?{lock}"
+            f"wait_types = NULL WHERE iid IN (SELECT iid FROM instances WHERE {due} "
+            f"AND workflow IN ({names}) ORDER BY {order} LIMIT ?{self.dialect.skip_locked}"
             f") RETURNING {INSTANCE_COLUMNS}"
         )
+
+    def _free_slots(self, tx: Tx, workflows: list[str], now: float) -> dict[str, int]:
+        """Free slots of the workflows that have a max_concurrency, counted across all workers.
+
+        The workflow rows stay locked until commit, so concurrent claims count one at a time."""
+        marks = ", ".join("?" for _ in workflows)
+        limits = tx.all(
+            f"SELECT name, max_concurrency FROM workflows WHERE name IN ({marks}) "
+            f"AND max_concurrency IS NOT NULL ORDER BY name{self.dialect.for_update}",
+            workflows,
+        )
+        if not limits:
+            return {}
+        free = {name: int(limit) for name, limit in limits}
+        marks = ", ".join("?" for _ in free)
+        # Expired leases do not count: their instances are claimable, or nothing could free them.
+        for name, running in tx.all(
+            f"SELECT workflow, count(*) FROM instances WHERE status IN {_ACTIVE_SQL} "
+            f"AND lease_expires_at >= ? AND workflow IN ({marks}) GROUP BY workflow",
+            [now, *free],
+        ):
+            free[name] -= int(running)
+        return free
 
     async def claim(
         self, owner: str, limit: int, lease_seconds: float, workflows: list[str]
     ) -> list[Claim]:
         now = self.now()
-        sql = self._claim_sql(len(workflows))
-        params = (owner, now + lease_seconds, now, now, now, *workflows, now, *workflows, limit)
+        lease = (owner, now + lease_seconds, now, now)
 
         def op(tx: Tx) -> list[Claim]:
             # A worker that died while finishing work before a pause leaves a pause behind.
@@ -704,7 +764,26 @@ class SqlStore:
                 "WHERE status = 'waitingForPause' AND lease_expires_at < ?",
                 (now, now, now),
             )
-            rows = tx.all(sql, params)
+            free = self._free_slots(tx, workflows, now)
+            groups: list[tuple[list[str], str | None]] = [
+                ([w for w in workflows if w not in free], None)
+            ]
+            groups += [([name], name) for name in free]
+            rows: list[Row] = []
+            for expired in (True, False):
+                for names, limited in groups:
+                    room = limit - len(rows)
+                    if limited is not None:
+                        room = min(room, free[limited])
+                    if not names or room <= 0:
+                        continue
+                    got = tx.all(
+                        self._claim_sql(len(names), expired=expired),
+                        (*lease, now, *names, room),
+                    )
+                    rows += got
+                    if limited is not None:
+                        free[limited] -= len(got)
             if not rows:
                 return []
             instances = [instance_from_row(row) for row in rows]
@@ -893,5 +972,6 @@ class SqlStore:
                 "WHERE iid = ?",
                 (now, now, lease.iid),
             )
+            self.dialect.notify(tx)
 
         await self._write(op, guarded=True)

@@ -56,8 +56,8 @@ class SqliteDialect(Dialect):
         conn.execute("PRAGMA query_only = 1")
         return conn
 
-    def migrate(self, tx: Tx) -> None:
-        migrate.apply(tx, "sqlite")
+    def migrate(self, tx: Tx) -> list[int]:
+        return migrate.apply(tx, "sqlite")
 
 
 class SqliteStore(SqlStore):
