@@ -66,6 +66,6 @@ export async function sendEvent(workflow, id) {
   const data = await run("Send event", () =>
     api("POST", `${instancePath(workflow, id)}/events/${enc(values.type)}`, values.payload ?? null),
   );
-  if (data) toast(`Event ${data.result.type} sent`);
+  if (data) toast(`Sent event “${data.result.type}”`);
   return data ? data.result : null;
 }

@@ -86,12 +86,19 @@ export function fmtTime(iso) {
 
 export function fmtDuration(seconds) {
   if (seconds === null || seconds === undefined || Number.isNaN(seconds)) return "—";
+  const sign = seconds < 0 ? "-" : "";
   const abs = Math.abs(seconds);
-  if (abs < 1) return `${Math.round(seconds * 1000)} ms`;
-  if (abs < 60) return `${seconds.toFixed(abs < 10 ? 2 : 1)} s`;
-  if (abs < 3600) return `${Math.floor(abs / 60)} min ${Math.round(abs % 60)} s`;
-  if (abs < 86400) return `${Math.floor(abs / 3600)} h ${Math.round((abs % 3600) / 60)} min`;
-  return `${Math.floor(abs / 86400)} d ${Math.round((abs % 86400) / 3600)} h`;
+  if (abs < 1) return `${sign}${Math.round(abs * 1000)} ms`;
+  if (abs < 60) return `${sign}${abs.toFixed(abs < 10 ? 2 : 1)} s`;
+  // Round to the smaller unit first, so 47.99 hours reads "2 d 0 h", not "1 d 24 h".
+  const pair = (unit, sub, a, b) => {
+    const total = Math.round(abs / sub);
+    const per = unit / sub;
+    return `${sign}${Math.floor(total / per)} ${a} ${total % per} ${b}`;
+  };
+  if (abs < 3600) return pair(60, 1, "min", "s");
+  if (abs < 86400) return pair(3600, 60, "h", "min");
+  return pair(86400, 3600, "d", "h");
 }
 
 export function fmtRelative(iso) {

@@ -100,7 +100,12 @@ export function render(main, { workflow }) {
     replace(pageLabel, `page ${state.cursors.length}`);
   };
 
-  const reload = () => load().catch((err) => replace(note, err.message));
+  const failed = (err) => {
+    showRows([]);
+    replace(note, err.message);
+    note.hidden = false;
+  };
+  const reload = () => load().catch(failed);
 
   statusSelect.addEventListener("change", () => {
     state.status = statusSelect.value;
@@ -179,6 +184,6 @@ export function render(main, { workflow }) {
   );
 
   return poll(async () => {
-    if (live.checked || !body.firstChild) await load();
+    if (live.checked || !body.firstChild) await reload();
   }, 2000);
 }

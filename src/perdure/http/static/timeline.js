@@ -11,15 +11,24 @@ export function stepKey(step) {
   return `${step.type}:${step.count}:${step.name}`;
 }
 
+// The axis runs from creation to the last thing that happened, plus a short look ahead. A
+// wake-up far in the future (a two-day event timeout) would otherwise squeeze everything
+// that already happened into a sliver: such spans run off the right edge instead.
 function bounds(inst, now) {
   const done = TERMINAL.has(inst.status);
   const t0 = ts(inst.created) ?? now;
-  let t1 = done ? ts(inst.ended) ?? t0 : now;
+  let past = done ? ts(inst.ended) ?? t0 : now;
+  let future = past;
   for (const step of inst.steps) {
-    for (const t of [ts(step.start), ts(step.end), ts(step.wake_at)]) if (t !== null) t1 = Math.max(t1, t);
-    for (const a of step.attempts) if (a.end) t1 = Math.max(t1, ts(a.end));
+    for (const t of [ts(step.start), ts(step.end)]) if (t !== null) past = Math.max(past, t);
+    for (const a of step.attempts) if (a.end) past = Math.max(past, ts(a.end));
+    const wake = ts(step.wake_at);
+    if (wake !== null) future = Math.max(future, wake);
   }
-  return { t0, t1, span: Math.max(t1 - t0, 0.001), done };
+  past = Math.max(past, t0 + 0.001);
+  const horizon = past + Math.max((past - t0) * 0.5, 1);
+  const t1 = Math.max(past, Math.min(future, horizon));
+  return { t0, t1, span: t1 - t0, done };
 }
 
 function segments(step, axis, now) {
@@ -27,9 +36,10 @@ function segments(step, axis, now) {
   const seg = (from, to, cls, title, label) => {
     const left = Math.min(Math.max(pos(from), 0), 100 - MIN_WIDTH);
     const width = Math.min(Math.max(pos(to) - left, MIN_WIDTH), 100 - left);
+    const clipped = to > axis.t1 + 1e-6 ? "clipped" : null;
     return h(
       "div",
-      { class: ["seg", ...cls], style: { left: `${left}%`, width: `${width}%` }, title },
+      { class: ["seg", ...cls, clipped], style: { left: `${left}%`, width: `${width}%` }, title },
       label ? h("span", { class: "seg-label" }, label) : null,
     );
   };

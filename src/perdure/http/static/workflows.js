@@ -59,11 +59,8 @@ export function render(main) {
     ),
     body,
   );
-  const empty = h(
-    "p",
-    { class: "empty", hidden: true },
-    "No workflows are registered yet. Start a worker for your App, or run `perdure deploy`.",
-  );
+  const NONE = "No workflows are registered yet. Start a worker for your App, or run `perdure deploy`.";
+  const empty = h("p", { class: "empty", hidden: true }, NONE);
   replace(main, h("div", { class: "page-head" }, h("h1", null, "Workflows")), table, empty);
 
   const refresh = async () => {
@@ -76,8 +73,16 @@ export function render(main) {
       ),
     );
     replace(body, result.map((wf, i) => row(wf, charts[i])));
+    replace(empty, NONE);
     empty.hidden = result.length > 0;
     table.hidden = result.length === 0;
   };
-  return poll(refresh, 5000);
+  return poll(
+    () =>
+      refresh().catch((err) => {
+        replace(empty, `Cannot load the workflows: ${err.message}`);
+        empty.hidden = false;
+      }),
+    5000,
+  );
 }
