@@ -8,6 +8,7 @@ docs/screenshots/ with ``PERDURE_UPDATE_SCREENSHOTS=1``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from playwright.sync_api import (
 import perdure
 
 from .http_support import (
+    TOKEN,
     WORKFLOWS,
     XSS,
     XSS_IMG,
@@ -259,6 +261,47 @@ def test_send_an_event_and_terminate_from_the_instance_page(
     confirm(page)
     expect(page.locator("#instance-status .badge")).to_have_text("terminated")
     expect(page.locator("#act-terminate")).to_be_disabled()
+
+    page.click("#act-restart")
+    confirm(page)
+    expect(page.locator("#instance-status .badge")).to_have_text("waiting")
+    expect(page.locator('.tl-step[data-step="prepare"] .seg-ok')).to_have_count(1)
+
+
+def test_with_a_token_the_dashboard_asks_to_log_in_and_still_works(
+    browser: Browser, tmp_path: Path, watch: Watch
+) -> None:
+    with running_server(str(tmp_path / "auth.db"), token=TOKEN) as secured:
+        context = browser.new_context()
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        page.on("dialog", watch.on_dialog)
+        page.on("pageerror", lambda exc: watch.errors.append(str(exc)))
+        try:
+            page.goto(f"{secured.url}/?workflow=greeter")
+            expect(page).to_have_url(re.compile(r"/_perdure/login\?next="))
+            page.fill("#token", "not-the-right-token")
+            page.click("button[type=submit]")
+            expect(page.locator(".form-error")).to_have_text("That token is not right.")
+            page.fill("#token", TOKEN)
+            page.click("button[type=submit]")
+            expect(page.locator("h1")).to_have_text("greeter")  # back where it started
+            [cookie] = context.cookies()
+            assert cookie["httpOnly"] is True
+            assert cookie["sameSite"] == "Strict"
+
+            page.click("#trigger")  # a POST: the page sends its CSRF token
+            confirm(page, id="after-login")
+            expect(page.locator('tr[data-instance="after-login"]')).to_have_attribute(
+                "data-status", "complete"
+            )
+            page.click("#logout")
+            expect(page).to_have_url(re.compile(r"/_perdure/login"))
+            page.goto(f"{secured.url}/")
+            expect(page).to_have_url(re.compile(r"/_perdure/login"))
+        finally:
+            context.close()
+    assert watch.dialogs == [] and watch.errors == []
 
 
 def test_failed_attempts_are_red_and_show_their_traceback(

@@ -341,6 +341,15 @@ def paths() -> dict[str, Any]:
                 },
             }
         },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document.",
+                "responses": _responses(
+                    "200", "The OpenAPI 3.1 document of this API.", {"type": "object"}
+                ),
+            }
+        },
         "/workflows": {
             "get": {
                 "operationId": "listWorkflows",

@@ -12,7 +12,7 @@ One ASGI middleware decides, before any handler runs, whether a request may go o
   form and the static assets are public.
 - **Body size.** A ``Content-Length`` over the limit is refused with 413 before the body is
   read; handlers count the bytes of streamed bodies as they arrive (see ``api.read_body``).
-- **Headers.** ``nosniff``, no referrer, no framing, and a strict CSP on every response.
+- **Headers.** ``nosniff``, no referrer to other sites, no framing, and a strict CSP on every response.
 """
 
 from __future__ import annotations
@@ -293,7 +293,9 @@ def _with_security_headers(send: Send, *, api: bool) -> Send:
             html = content_type.startswith(b"text/html")
             extra = [
                 (b"x-content-type-options", b"nosniff"),
-                (b"referrer-policy", b"no-referrer"),
+                # Not "no-referrer": with it, browsers send "Origin: null" on same-origin
+                # form posts (the login form), which the origin check must refuse.
+                (b"referrer-policy", b"same-origin"),
                 (b"x-frame-options", b"DENY"),
                 (b"cross-origin-opener-policy", b"same-origin"),
                 (b"cross-origin-resource-policy", b"same-origin"),
