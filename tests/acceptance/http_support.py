@@ -195,6 +195,30 @@ def running_server(
             raise control["error"]
 
 
+@contextlib.contextmanager
+def serving_asgi(asgi: Any, *, lifespan: str = "on") -> Iterator[int]:
+    """Any ASGI app on uvicorn in a thread, on a free loopback port (yielded)."""
+    import uvicorn
+
+    sock = bind_socket("127.0.0.1", 0)
+    port: int = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(asgi, log_level="critical", lifespan=lifespan))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
+    thread.start()
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
 def wait_for_status(
     client: httpx.Client, workflow: str, instance: str, *statuses: str, timeout: float = 10.0
 ) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from perdure.http import api
 from perdure.http.openapi import openapi_document
 
-from .http_support import Greeter, Server, running_server, wait_for_status
+from .http_support import Greeter, Server, running_server, serving_asgi, wait_for_status
 
 
 @pytest.fixture(scope="module")
@@ -479,3 +479,27 @@ def test_serves_under_a_prefix_beside_the_users_app(tmp_path: Path) -> None:
         assert client.get("/perdure/api/openapi.json").json()["servers"] == [
             {"url": "/perdure/api"}
         ]
+
+
+def test_mounts_inside_the_users_own_starlette_app(tmp_path: Path) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from perdure import App
+    from perdure.http import create_app
+
+    app = App(database=str(tmp_path / "m.db"), workflows={"greeter": Greeter})
+    outer = Starlette(routes=[Mount("/ops/perdure", app=create_app(app))])
+    try:
+        with serving_asgi(outer) as port, httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            created = c.post("/ops/perdure/api/workflows/greeter/instances", json={"id": "m1"})
+            assert created.status_code == 201, created.text
+            assert created.headers["location"] == "/ops/perdure/api/workflows/greeter/instances/m1"
+            page = c.get("/ops/perdure/")
+            assert '<meta name="perdure-base" content="/ops/perdure">' in page.text
+            assert c.get("/ops/perdure/_perdure/static/dashboard.css").status_code == 200
+            assert c.get("/ops/perdure/api/workflows/greeter").json()["result"]["name"] == "greeter"
+    finally:
+        import asyncio
+
+        asyncio.run(app.close())

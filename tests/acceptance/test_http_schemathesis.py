@@ -3,26 +3,21 @@ response is a 5xx, and every response has a documented status and matches its sc
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from perdure.http.server import bind_socket
-
-from .http_support import Approval, Greeter, Napper, running_server
+from .http_support import Approval, Greeter, Napper, running_server, serving_asgi
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
@@ -125,17 +120,8 @@ def test_the_same_run_fails_when_the_api_answers_500(tmp_path: Path) -> None:
     app = Starlette(
         routes=[Route("/openapi.json", broken_schema), Route("/items/{id}", broken_item)]
     )
-    sock = bind_socket("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="off"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
-    thread.start()
-    try:
+    with serving_asgi(app, lifespan="off") as port:
         report = schemathesis(f"http://127.0.0.1:{port}/openapi.json", tmp_path / "b.json")
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
     assert report["returncode"] != 0
     assert report["failures"], report["output"]
     assert "Server error" in report["output"] or "500" in report["output"]
