@@ -123,7 +123,7 @@ def test_db_migrate_creates_the_database_and_is_idempotent(tmp_path: Path) -> No
     again = perdure("db", "migrate", "--json", cwd=tmp_path, PERDURE_DATABASE="app.db")
     listed = perdure("workflows", "list", "--json", cwd=tmp_path, PERDURE_DATABASE="app.db")
 
-    assert first.code == 0 and "Database app.db is up to date" in first.out
+    assert first.code == 0 and "Database app.db is up to date; applied migration(s) 1" in first.out
     assert again.json["database"] == "app.db" and again.json["migrated"] is True
-    assert not again.json["applied"]  # nothing left to apply
+    assert again.json["applied"] == []  # nothing left to apply
     assert listed.json == {"workflows": []}

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
-from types import ModuleType
 from typing import Any
 
 import click
 
-from .. import store as store_package
 from ..client.aio import App
 from .project import safe_database
 from .state import PerdureGroup, State, json_option, run
@@ -30,8 +29,9 @@ def db() -> None:
 
 def _apply(url: str) -> list[int] | None:
     """The versions applied, with the store's ``migrate(url)`` when it has one; else None."""
-    backend = getattr(store_package, "migrate", None)
-    if callable(backend) and not isinstance(backend, ModuleType):
+    module = importlib.import_module("perdure.store.migrate")
+    backend = getattr(module, "migrate", None)
+    if callable(backend):
         outcome: Any = backend(url)
         if inspect.isawaitable(outcome):
 
