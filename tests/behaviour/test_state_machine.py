@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from perdure import (
     App,
@@ -163,10 +170,12 @@ DATABASE: dict[str, str] = {}
 
 def test_the_lifecycle_matches_its_model(database_url: str) -> None:
     DATABASE["url"] = database_url
-    machine = settings(
-        max_examples=int(os.environ.get("PERDURE_MODEL_EXAMPLES", "40")),
-        stateful_step_count=12,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )(Lifecycle)
-    machine.TestCase().runTest()
+    run_state_machine_as_test(
+        Lifecycle,
+        settings=settings(
+            max_examples=int(os.environ.get("PERDURE_MODEL_EXAMPLES", "40")),
+            stateful_step_count=12,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
