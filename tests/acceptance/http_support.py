@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -137,10 +138,11 @@ def running_server(
     user_app: Any = None,
     worker: bool = True,
     workflows: dict[str, type[perdure.WorkflowEntrypoint]] | None = None,
+    sock: socket.socket | None = None,
     **options: Any,
 ) -> Iterator[Server]:
     app = App(database=database, workflows=workflows or WORKFLOWS)
-    sock = bind_socket("127.0.0.1", 0)
+    sock = sock or bind_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     ready = threading.Event()
     control: dict[str, Any] = {}

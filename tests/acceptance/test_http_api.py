@@ -503,3 +503,22 @@ def test_mounts_inside_the_users_own_starlette_app(tmp_path: Path) -> None:
         import asyncio
 
         asyncio.run(app.close())
+
+
+def test_keep_alive_responses_are_not_held_back_40_ms(tmp_path: Path) -> None:
+    """A listening socket made the plain way must still get TCP_NODELAY on its connections."""
+    import socket
+    import statistics
+    import time
+
+    plain = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # proto 0, as many callers make it
+    plain.bind(("127.0.0.1", 0))
+    plain.listen(64)
+    with running_server(str(tmp_path / "k.db"), sock=plain) as srv, srv.client() as client:
+        client.get("/api/health")
+        delays = []
+        for _ in range(20):
+            began = time.perf_counter()
+            assert client.get("/api/workflows/greeter").status_code == 200
+            delays.append(time.perf_counter() - began)
+        assert statistics.median(delays) < 0.02, f"median {statistics.median(delays):.3f} s"
