@@ -95,15 +95,18 @@ class Cluster:
     def alive(self, pid: int) -> bool:
         return self.procs[pid].poll() is None
 
-    def kill(self, pid: int, how: str) -> None:
+    def kill(self, pid: int, how: str) -> bool:
+        """SIGKILL worker ``pid``; False if it had just killed itself at a planned point."""
         proc = self.procs[pid]
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             at = time.time()
             proc.wait()
-            self.kills.append(Kill(pid, at, how))
-        else:
-            self.reap(pid)
+            if not any(r["e"] == "selfkill" and r["p"] == pid for r in self.records()):
+                self.kills.append(Kill(pid, at, how))
+                return True
+        self.reap(pid)
+        return False
 
     def reap(self, pid: int) -> None:
         """Record a worker that killed itself at a planned point."""
@@ -261,6 +264,9 @@ def assert_at_least_once(c: Cluster, instances: list[str]) -> dict[str, int]:
     return {
         "kills": len(c.kills),
         "kills_inside_a_body": len(open_at_death),
+        "random_kills_inside_a_body": sum(
+            1 for k in c.kills if k.how == "random" and k.pid in open_at_death
+        ),
         "bodies_cut_mid_callback": cut_mid_callback,
         "extra_executions": extra,
         "executions": sum(len(t) for t in runs.values()),
@@ -277,37 +283,50 @@ async def test_kill_9_at_random_moments_and_named_points_loses_and_repeats_no_re
 ) -> None:
     seed = int(os.environ.get("PERDURE_CRASH_SEED") or random.randrange(1_000_000))
     rng = random.Random(seed)
+    # Planned kills, each fired once: inside a body, and right after a step was recorded.
     planned = {
         "c00": {"in_body": ["s1"]},
-        "c01": {"in_body": ["s2"]},
-        "c02": {"in_body": ["s3"]},
-        "c03": {"in_body": ["s5"]},
-        "c04": {"after_commit": ["s1"]},
-        "c05": {"after_commit": ["s3"]},
-        "c06": {"after_commit": ["s4"]},
-        "c07": {"after_commit": ["s5"]},  # between the last step and the instance's end
+        "c03": {"after_commit": ["s1"]},
+        "c06": {"in_body": ["s2"]},
+        "c09": {"after_commit": ["s3"]},
+        "c12": {"in_body": ["s3"]},
+        "c15": {"after_commit": ["s4"]},
+        "c18": {"in_body": ["s5"]},
+        "c21": {"after_commit": ["s5"]},  # between the last step and the instance's end
     }
-    instances = [f"c{n:02d}" for n in range(24)]
-    approvals = {i: {"n": n} for n, i in enumerate(instances)}
-    random_kills = 12
+    # Random kills: while the new worker recovers (leases of the dead one still running), or
+    # at a random moment once it runs step bodies. Two new instances arrive before each.
+    schedule = ["recovery", "work", "work"] * 6
+    instances: list[str] = []
+    approvals: dict[str, Any] = {}
+    sent: set[str] = set()
     with cluster(tmp_path, lease=1.0) as c:
         app = perdure.App(database=c.db, workflows={"chaos": Chaos})
         async with app:
             flow = app.workflow("chaos")
-            for i in instances:
-                await flow.create(
-                    id=i, params=params(hold=rng.uniform(0.05, 0.2), die=planned.get(i))
-                )
-            sent = set(instances[::2])
-            for i in sent:  # sent before the instance waits: kept until it does
-                await (await flow.get(i)).send_event("approval", approvals[i])
 
-            async def feed() -> None:
+            async def arrive(count: int) -> None:
+                for _ in range(count):
+                    i = f"c{len(instances):02d}"
+                    instances.append(i)
+                    approvals[i] = {"n": len(instances)}
+                    hold = rng.uniform(0.05, 0.25)
+                    await flow.create(id=i, params=params(hold=hold, die=planned.get(i)))
+                    if len(instances) % 2:  # sent before the instance waits: kept until it does
+                        await (await flow.get(i)).send_event("approval", approvals[i])
+                        sent.add(i)
+
+            async def feed() -> bool:
                 """The other half get their event once they reach the wait, worker up or down."""
                 reached = {r["i"] for r in c.records() if r["e"] == "seen" and r["s"] == "s4"}
                 for i in sorted(reached - sent):
                     await (await flow.get(i)).send_event("approval", approvals[i])
                     sent.add(i)
+                return False
+
+            async def body_started(pid: int) -> bool:
+                await feed()
+                return any(r["e"] == "start" and r["p"] == pid for r in c.records())
 
             async def fed_until(moment: float) -> bool:
                 await feed()
@@ -317,17 +336,30 @@ async def test_kill_9_at_random_moments_and_named_points_loses_and_repeats_no_re
                 await feed()
                 return await all_ended(app, len(instances))
 
-            deadline = time.monotonic() + 80
-            while True:
+            deadline = time.monotonic() + 85
+            arrived = -1
+            while schedule:
                 assert time.monotonic() < deadline, f"no end in sight (seed {seed})"
+                if arrived != len(schedule):
+                    await arrive(2)
+                    arrived = len(schedule)
                 pid = c.spawn()
                 await c.wait_ready(pid)
-                if random_kills:
-                    moment = time.monotonic() + rng.uniform(0.05, 2.5)
-                    if await c.until(lambda m=moment: fed_until(m), "", pid=pid):
-                        c.kill(pid, "random")
-                        random_kills -= 1
-                elif await c.until(fed_and_ended, "every instance to end", timeout=60, pid=pid):
+                if schedule[0] == "work" and not await c.until(
+                    lambda p=pid: body_started(p), "a step body to start", pid=pid
+                ):
+                    continue  # a planned kill came first
+                span = 1.0 if schedule[0] == "recovery" else 0.6
+                moment = time.monotonic() + rng.uniform(0.05, span)
+                if await c.until(lambda m=moment: fed_until(m), "", pid=pid) and c.kill(
+                    pid, "random"
+                ):
+                    schedule.pop(0)
+                await feed()
+            while True:  # no more random kills; planned ones may still come
+                pid = c.spawn()
+                await c.wait_ready(pid)
+                if await c.until(fed_and_ended, "every instance to end", timeout=60, pid=pid):
                     break
                 await feed()
 
@@ -343,8 +375,9 @@ async def test_kill_9_at_random_moments_and_named_points_loses_and_repeats_no_re
     markers = {p.name for p in Path(f"{c.ledger}.markers").iterdir()}
     assert markers == {f"{i}.{point}.{s}" for i, d in planned.items() for point, (s,) in d.items()}
     assert how["in_body"] >= 3 and how["after_commit"] >= 3, summary
-    assert how["random"] == 12, summary
-    assert stats["kills_inside_a_body"] >= 6, summary
+    assert how["random"] == 18, summary
+    assert stats["random_kills_inside_a_body"] >= 6, summary
+    assert stats["kills_inside_a_body"] >= 8, summary
     assert stats["bodies_cut_mid_callback"] >= 10, summary
 
 
