@@ -4,6 +4,7 @@ response is a 5xx, and every response has a documented status and matches its sc
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from .http_support import Approval, Greeter, Napper, running_server, serving_asg
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
 
-def schemathesis(url: str, report: Path, *extra: str, examples: int = 25) -> dict[str, Any]:
+def schemathesis(url: str, report: Path, *extra: str, examples: int = 60) -> dict[str, Any]:
     """Run the schemathesis CLI and return its JSON report."""
     executable = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert executable, "schemathesis is a dev dependency; install the dev extras"
@@ -81,7 +82,17 @@ def test_no_server_errors_and_every_response_matches_the_schema(
         assert main["phases"][phase]["status"] == "success", (phase, main["output"])
     assert main["test_cases"]["generated"] >= 300, main["test_cases"]
 
-    delete = schemathesis(api_url, tmp_path / "delete.json", "--include-method", "DELETE")
+    links = re.search(r"API Links:\s+(\d+) covered", main["output"])
+    assert links and int(links.group(1)) >= 3, main["output"]  # create -> get, status, event
+
+    delete = schemathesis(
+        api_url,
+        tmp_path / "delete.json",
+        "--include-method",
+        "DELETE",
+        "--phases",
+        "examples,coverage,fuzzing",
+    )
     assert delete["returncode"] == 0, delete["output"]
     assert delete["operations"]["tested"] == 1
     assert delete["test_cases"]["generated"] >= 10

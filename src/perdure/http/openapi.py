@@ -237,6 +237,15 @@ RESTART_FROM: JSONSchema = {
 }
 
 
+# What a client can do with the instance it just created (and what stateful tests follow).
+_NEW = {"name": "$request.path.name", "id": "$response.body#/result/id"}
+INSTANCE_LINKS: JSONSchema = {
+    "GetInstance": {"operationId": "getInstance", "parameters": _NEW},
+    "ChangeStatus": {"operationId": "changeInstanceStatus", "parameters": _NEW},
+    "SendEvent": {"operationId": "sendEvent", "parameters": _NEW},
+}
+
+
 def _envelope(result: JSONSchema, info: JSONSchema | None = None) -> JSONSchema:
     schema: JSONSchema = {
         "type": "object",
@@ -266,8 +275,17 @@ ERRORS = {
 }
 
 
-def _responses(ok_status: str, description: str, schema: JSONSchema, *errors: str) -> JSONSchema:
-    responses: JSONSchema = {ok_status: {"description": description, "content": _json(schema)}}
+def _responses(
+    ok_status: str,
+    description: str,
+    schema: JSONSchema,
+    *errors: str,
+    links: JSONSchema | None = None,
+) -> JSONSchema:
+    ok: JSONSchema = {"description": description, "content": _json(schema)}
+    if links:
+        ok["links"] = links
+    responses: JSONSchema = {ok_status: ok}
     for code in ("401", "403", "421", "503", *errors):
         responses[code] = {"description": ERRORS[code], "content": _json(_ref("Error"))}
     return responses
@@ -460,6 +478,7 @@ def paths() -> dict[str, Any]:
                     "409",
                     "413",
                     "422",
+                    links=INSTANCE_LINKS,
                 ),
             },
         },
