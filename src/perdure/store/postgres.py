@@ -16,6 +16,7 @@ this machine's clock is far from the database's, since leases assume clocks agre
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import re
 import threading
@@ -30,7 +31,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import ConfigError, DatabaseError
+from ..states import Status
 from . import migrate
+from .base import Lease, StepWrite
+from .postgres_bulk import Bulk, Item, WriterConnection
 from .sql import Dialect, SqlStore, Tx
 
 T = TypeVar("T")
@@ -118,7 +122,7 @@ class PostgresDialect(Dialect):
     def connect_writer(self) -> Any:
         conn = self.connect()
         conn.execute(f"SET synchronous_commit = {self.synchronous_commit}")
-        return conn
+        return WriterConnection(conn)
 
     def connect_reader(self) -> Any:
         return self.connect()
@@ -187,6 +191,7 @@ class PostgresStore(SqlStore):
         self._listeners: list[_Listener] = []
         self.clock_offset = 0.0
         """The database's clock minus this machine's, in seconds, measured at open."""
+        self._bulk = Bulk(self._submit_bulk, self.now)
 
     async def open(self) -> None:
         if self._writer is not None:
@@ -244,6 +249,31 @@ class PostgresStore(SqlStore):
             await asyncio.to_thread(pool.close)
         for listener in listeners:
             await asyncio.to_thread(listener.join, 5.0)
+
+    # -- writes: checkpoints and finishes go in bulk (see postgres_bulk)
+
+    def _submit(
+        self, fn: Callable[[Tx], T], *, lazy: bool = False, guarded: bool = False
+    ) -> concurrent.futures.Future[T]:
+        self._bulk.seal()
+        return super()._submit(fn, lazy=lazy, guarded=guarded)
+
+    def _submit_bulk(
+        self, fn: Callable[[Tx], T], *, lazy: bool = False, guarded: bool = False
+    ) -> concurrent.futures.Future[T]:
+        return super()._submit(fn, lazy=lazy, guarded=guarded)
+
+    def save_step(
+        self, lease: Lease, step: StepWrite, *, durable: bool = True
+    ) -> asyncio.Future[Status]:
+        return asyncio.wrap_future(self._bulk.add(Item(lease, step=step), lazy=not durable))
+
+    async def finish(
+        self, lease: Lease, status: Status, output: str | None, error: str | None
+    ) -> None:
+        await asyncio.wrap_future(self._bulk.add(Item(lease, finish=(status.value, output, error))))
+
+    # -- reads
 
     def _run_read(self, fn: Callable[[Tx], T]) -> T:
         pool = self._conns
