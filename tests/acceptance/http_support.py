@@ -22,6 +22,23 @@ TOKEN = "test-token-0123456789abcdef"
 FAST_WORKER = {"poll_interval": 0.05, "lease_seconds": 5.0}
 XSS = "<script>alert(1)</script>"
 XSS_IMG = "<img src=x onerror=alert(2)>"
+PAYLOADS = [
+    "<svg onload=alert(3)>",
+    "<svg><script>alert(4)</script></svg>",
+    "<iframe src=javascript:alert(5)></iframe>",
+    "javascript:alert(6)",
+    '"><script>alert(7)</script>',
+    "'><img src=x onerror=alert(8)>",
+    '<a href="javascript:alert(9)">click</a>',
+    "{{7*7}} ${7*7} #{7*7}",
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(10)>",
+    "<details open ontoggle=alert(11)>",
+    "</pre><script>alert(12)</script>",
+    "<body onload=alert(13)>",
+    "<input autofocus onfocus=alert(14)>",
+    "<object data=javascript:alert(15)>",
+]
+"""Markup that would run if the dashboard ever parsed stored data as HTML."""
 
 _flaky_calls: dict[str, int] = {}
 
@@ -100,8 +117,14 @@ class Hostile(perdure.WorkflowEntrypoint):
 
         await step.do(XSS_IMG, markup)
         await step.do(XSS, markup)
+        for payload in PAYLOADS:
+
+            async def echo(text: str = payload) -> str:
+                return text
+
+            await step.do(payload, echo)
         got = await step.wait_for_event(f"wait {XSS}", type="poke", timeout="1 hour")
-        return {"output": XSS, "event": got.payload}
+        return {"output": XSS, "event": got.payload, "corpus": PAYLOADS}
 
 
 WORKFLOWS: dict[str, type[perdure.WorkflowEntrypoint]] = {

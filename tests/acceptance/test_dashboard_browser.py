@@ -7,6 +7,7 @@ docs/screenshots/ with ``PERDURE_UPDATE_SCREENSHOTS=1``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from playwright.sync_api import (
 import perdure
 
 from .http_support import (
+    PAYLOADS,
     TOKEN,
     WORKFLOWS,
     XSS,
@@ -347,13 +349,19 @@ def test_stored_markup_is_shown_as_text_and_never_runs(
     page.eval_on_selector_all("details", "all => all.forEach(d => { d.open = true; })")
 
     # The step names, outputs, params and event payload are on the page, literally.
-    expect(page.locator(".step-name")).to_have_text([XSS_IMG, XSS, f"wait {XSS}"])
+    expect(page.locator(".step-name")).to_have_text([XSS_IMG, XSS, *PAYLOADS, f"wait {XSS}"])
     expect(page.locator("#params")).to_contain_text(XSS)
     expect(page.locator("#output")).to_contain_text(XSS)
     expect(page.locator("#events .event-payload")).to_contain_text(XSS_IMG)
     assert XSS in page.locator(".tl-detail pre").first.inner_text()
     # ... and none of it became markup.
-    assert page.locator("img").count() == 0
+    corpus = page.locator("#output pre").inner_text()
+    for payload in PAYLOADS:
+        assert json.dumps(payload)[1:-1] in corpus
+    assert "49" not in corpus  # no template was evaluated
+    for tag in ["img", "svg", "iframe", "math", "object", "input", "a[href^=javascript]"]:
+        assert page.locator(tag).count() == 0, tag
+    assert page.locator("[onerror], [onload], [ontoggle], [onfocus]").count() == 0
     assert page.locator("main script, #toasts script").count() == 0
     assert page.locator("script").count() == 1  # the dashboard's own module
 
