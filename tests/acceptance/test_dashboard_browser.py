@@ -89,10 +89,21 @@ class Checkout(perdure.WorkflowEntrypoint):
         return {"order": order["order"], "delivered": delivery.payload}
 
 
+class Many(perdure.WorkflowEntrypoint):
+    """More steps than the timeline draws."""
+
+    async def run(self, event: perdure.WorkflowEvent, step: perdure.WorkflowStep) -> Any:
+        async def noop() -> None:
+            return None
+
+        for i in range(420):
+            await step.do(f"item {i}", noop)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     database = str(tmp_path_factory.mktemp("browser") / "perdure.db")
-    workflows = {**WORKFLOWS, "checkout": Checkout, "lister": Greeter}
+    workflows = {**WORKFLOWS, "checkout": Checkout, "lister": Greeter, "many": Many}
     with running_server(database, workflows=workflows) as running:
         yield running
 
@@ -414,6 +425,19 @@ def test_instances_are_listed_newest_first_filtered_found_and_paged(
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-instance", "list-07")
     assert "q=list-07" in page.url
+
+
+def test_a_long_history_shows_its_first_and_latest_steps(
+    page: Page, server: Server, api: httpx.Client
+) -> None:
+    api.post("/api/workflows/many/instances", json={"id": "browser-many"})
+    wait_for_status(api, "many", "browser-many", "complete", timeout=30)
+    page.goto(f"{server.url}/?workflow=many&instance=browser-many")
+    expect(page.locator(".tl-step")).to_have_count(400)
+    expect(page.locator(".tl-gap")).to_have_text("… 20 more steps …")
+    expect(page.locator(".tl-step").first).to_have_attribute("data-step", "item 0")
+    expect(page.locator(".tl-step").last).to_have_attribute("data-step", "item 419")
+    expect(page.locator("#facts")).to_contain_text("420")
 
 
 def test_screenshots_of_a_running_and_a_finished_instance(

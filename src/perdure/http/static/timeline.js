@@ -6,6 +6,8 @@ import { TERMINAL, errorView, fmtDuration, fmtTime, h, isOpen, jsonView, setOpen
 
 const KIND = { do: "step", sleep: "sleep", wait: "event" };
 const MIN_WIDTH = 0.4; // percent, so that a 1 ms attempt is still visible
+const MAX_ROWS = 400;
+const HEAD_ROWS = 100;
 
 export function stepKey(step) {
   return `${step.type}:${step.count}:${step.name}`;
@@ -169,7 +171,18 @@ export function timeline(inst, { onRestartFrom } = {}) {
     return h("p", { class: "muted empty" }, TERMINAL.has(inst.status) ? "No steps ran." : "No step has started yet.");
   }
   const axis = bounds(inst, now);
-  const rows = inst.steps.map((step) => {
+  // Thousands of rows redrawn every second would freeze the page: keep the first and the
+  // latest steps, and say how many are left out.
+  let steps = inst.steps;
+  let hidden = 0;
+  if (steps.length > MAX_ROWS) {
+    hidden = steps.length - MAX_ROWS;
+    steps = [...steps.slice(0, HEAD_ROWS), null, ...steps.slice(steps.length - (MAX_ROWS - HEAD_ROWS))];
+  }
+  const rows = steps.map((step) => {
+    if (step === null) {
+      return h("div", { class: "tl-row tl-gap" }, h("div", { class: "tl-label muted" }, `… ${hidden} more steps …`), h("div"));
+    }
     const key = stepKey(step);
     const open = isOpen(`step:${key}`);
     const info = detail(step, key, onRestartFrom);
