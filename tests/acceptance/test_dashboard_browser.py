@@ -462,8 +462,19 @@ def test_screenshots_of_a_running_and_a_finished_instance(
     page.eval_on_selector("#toasts", "box => box.replaceChildren()")
     page.screenshot(path=screenshot_path("instance-complete.png", tmp_path), full_page=True)
 
+    for order in range(1043, 1049):
+        api.post(
+            "/api/workflows/checkout/instances",
+            json={"id": f"order-{order}", "params": {"order": order}},
+        )
+    wait_for_status(api, "checkout", "order-1043", "waiting")
+    api.patch("/api/workflows/checkout/instances/order-1044/status", json={"status": "terminate"})
+    api.patch("/api/workflows/checkout/instances/order-1045/status", json={"status": "pause"})
     page.goto(f"{server.url}/?workflow=checkout")
     expect(page.locator('tr[data-instance="order-1042"]')).to_be_visible()
+    expect(page.locator('tr[data-instance="order-1044"]')).to_have_attribute(
+        "data-status", "terminated"
+    )
     page.screenshot(path=screenshot_path("instances.png", tmp_path))
     page.goto(f"{server.url}/")
     expect(page.locator('tr[data-workflow="checkout"] svg.chart')).to_be_visible()
