@@ -14,6 +14,7 @@ import concurrent.futures
 import contextlib
 import inspect
 import json
+import os
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -69,8 +70,19 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+_PLUMBING = (
+    os.path.dirname(os.path.abspath(__file__)),
+    os.path.dirname(os.path.abspath(concurrent.futures.__file__)),
+    os.path.dirname(os.path.abspath(asyncio.__file__)),
+)
+
+
 def _traceback(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc)).rstrip()
+    """The traceback from the user's code inward, without the engine's own frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PLUMBING):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__)).rstrip()
 
 
 @dataclass
