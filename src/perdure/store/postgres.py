@@ -266,12 +266,12 @@ class PostgresStore(SqlStore):
     def save_step(
         self, lease: Lease, step: StepWrite, *, durable: bool = True
     ) -> asyncio.Future[Status]:
-        return asyncio.wrap_future(self._bulk.add(Item(lease, step=step), lazy=not durable))
+        return self._bulk.add(Item(lease, step=step), lazy=not durable)
 
     async def finish(
         self, lease: Lease, status: Status, output: str | None, error: str | None
     ) -> None:
-        await asyncio.wrap_future(self._bulk.add(Item(lease, finish=(status.value, output, error))))
+        await self._bulk.add(Item(lease, finish=(status.value, output, error)))
 
     # -- reads
 

@@ -14,6 +14,7 @@ On PostgreSQL the writer's cost is round trips, not commits. Two things cut them
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import json
@@ -32,6 +33,7 @@ from .base import Lease, StepWrite
 from .sql import Tx
 
 Submit = Callable[..., "concurrent.futures.Future[Any]"]
+Pending = list[tuple["Item", "asyncio.Future[Any]"]]
 
 _ACTIVE = (Status.RUNNING, Status.WAITING_FOR_PAUSE)
 
@@ -198,14 +200,15 @@ class Bulk:
         self._submit = submit
         self._now = now
         self._lock = threading.Lock()
-        self._open: list[tuple[Item, concurrent.futures.Future[Any]]] | None = None
+        self._open: Pending | None = None
         self._open_lazy = False
 
-    def add(self, item: Item, *, lazy: bool = False) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    def add(self, item: Item, *, lazy: bool = False) -> asyncio.Future[Any]:
+        """Queue a write; the future (of the running loop) resolves once it is committed."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         with self._lock:
             if self._open is None:
-                pending: list[tuple[Item, concurrent.futures.Future[Any]]] = []
+                pending: Pending = []
                 job = self._submit(lambda tx: self._run(tx, pending), lazy=lazy, guarded=True)
                 job.add_done_callback(lambda done: self._settle(pending, done))
                 self._open, self._open_lazy = pending, lazy
@@ -221,7 +224,7 @@ class Bulk:
         with self._lock:
             self._open = None
 
-    def _run(self, tx: Tx, pending: list[tuple[Item, concurrent.futures.Future[Any]]]) -> Any:
+    def _run(self, tx: Tx, pending: Pending) -> Any:
         with self._lock:
             if self._open is pending:
                 self._open = None
@@ -269,7 +272,7 @@ class Bulk:
 
     def _settle(
         self,
-        pending: list[tuple[Item, concurrent.futures.Future[Any]]],
+        pending: Pending,
         done: concurrent.futures.Future[Any],
     ) -> None:
         """After the commit (or its failure), tell each caller how its own write went."""
@@ -285,6 +288,8 @@ class Bulk:
                 held = {row[0]: (row[1], row[2], parse_status(row[3])) for row in rows}
             except Exception as exc:  # pragma: no cover - results lost after the commit
                 error = exc
+        # One hand-over per event loop for the whole job, not one per write.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for item, future in pending:
             lease = item.lease
             found = held.get(lease.iid)
@@ -297,12 +302,20 @@ class Bulk:
                 outcome = LeaseLostError(f"instance {lease.iid} is no longer held by {lease.owner}")
             else:
                 outcome = found[2] if item.step is not None else None
-            # A caller that stopped waiting (cancelled) still had its write committed.
-            with contextlib.suppress(concurrent.futures.InvalidStateError):
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+            by_loop.setdefault(future.get_loop(), []).append((future, outcome))
+        for loop, outcomes in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_deliver, outcomes)
+
+
+def _deliver(outcomes: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, outcome in outcomes:
+        if future.done():  # the caller stopped waiting; its write was committed all the same
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def _send(tx: Tx, query: str, params: Sequence[Any]) -> Any:
