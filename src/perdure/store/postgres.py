@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import re
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -154,14 +156,32 @@ class _Listener(threading.Thread):
         self.callback = callback
         self.stopping = threading.Event()
         self.listening = threading.Event()
+        self._wake_read, self._wake_write = os.pipe()
+        self._pipe_open = True
+        self._pipe_lock = threading.Lock()
+
+    def stop(self) -> None:
+        with self._pipe_lock:  # never write to a descriptor closed (and maybe reused) since
+            if not self.stopping.is_set() and self._pipe_open:
+                os.write(self._wake_write, b"x")
+            self.stopping.set()
 
     def _fire(self) -> None:
         try:
             self.callback()
         except Exception:  # the worker's event loop is gone: nobody to wake
-            self.stopping.set()
+            self.stop()
 
     def run(self) -> None:
+        try:
+            self._listen()
+        finally:
+            with self._pipe_lock:
+                self._pipe_open = False
+                os.close(self._wake_read)
+                os.close(self._wake_write)
+
+    def _listen(self) -> None:
         delay = 0.05
         while not self.stopping.is_set():
             try:
@@ -170,9 +190,11 @@ class _Listener(threading.Thread):
                     self.listening.set()
                     delay = 0.05
                     self._fire()
+                    sock = conn.pgconn.socket
                     while not self.stopping.is_set():
-                        for _ in conn.notifies(timeout=0.5):
-                            self._fire()
+                        ready, _, _ = select.select([sock, self._wake_read], [], [], 5.0)
+                        if sock in ready and any(True for _ in conn.notifies(timeout=0)):
+                            self._fire()  # one wake-up for all that arrived together
             except (DatabaseError, psycopg.Error) as exc:
                 if self.listening.is_set():
                     log.warning("lost the notification connection, reconnecting: %s", exc)
@@ -242,7 +264,7 @@ class PostgresStore(SqlStore):
     async def close(self) -> None:
         listeners, self._listeners = self._listeners, []
         for listener in listeners:
-            listener.stopping.set()
+            listener.stop()
         await super().close()
         pool, self._conns = self._conns, None
         if pool is not None:
@@ -303,7 +325,4 @@ class PostgresStore(SqlStore):
         self._listeners.append(listener)
         listener.start()
 
-        def stop() -> None:
-            listener.stopping.set()
-
-        return stop
+        return listener.stop
