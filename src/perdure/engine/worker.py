@@ -35,7 +35,7 @@ class WorkerOptions:
     concurrency: int = 1000
     lease_seconds: float = 10.0
     poll_interval: float = 0.25
-    claim_batch: int = 256
+    claim_batch: int = 1000  # as many as the default concurrency: a herd of due timers in one claim
     threads: int = 64
 
 
@@ -120,6 +120,7 @@ class Worker:
             self._wakeup.clear()
             free = self.options.concurrency - len(self.runs)
             claimed: list[Claim] = []
+            claimed_at = time.time()
             if free > 0 and names:
                 try:
                     claimed = await self.store.claim(
@@ -137,14 +138,17 @@ class Worker:
             if len(claimed) == min(free, self.options.claim_batch) and claimed:
                 await asyncio.sleep(0)
                 continue
-            await self._idle(free > 0)
+            await self._idle(free > 0, claimed_at, names)
 
-    async def _idle(self, has_capacity: bool) -> None:
+    async def _idle(self, has_capacity: bool, claimed_at: float, names: list[str]) -> None:
+        """Wait for a nudge, the next timer in the database, or the poll interval."""
         timeout = self.options.poll_interval
         if has_capacity:
             with contextlib.suppress(DatabaseError):
-                due = await self.store.next_wake_at()
-                if due is not None:
+                due = await self.store.next_wake_at(names)
+                # A timer already due when we claimed is held back (a concurrency limit, another
+                # worker's claim): waiting for it would spin, so the poll interval stands.
+                if due is not None and due > claimed_at:
                     timeout = min(timeout, max(0.0, due - time.time()))
         if timeout <= 0:
             return

@@ -35,8 +35,6 @@ CREATE TABLE instances (
 CREATE INDEX instances_due ON instances (wake_at) WHERE status IN ('queued', 'waiting');
 -- Leases to take over when their owner dies.
 CREATE INDEX instances_leased ON instances (lease_expires_at) WHERE status IN ('running', 'waitingForPause');
--- Live leases per workflow, for max_concurrency.
-CREATE INDEX instances_active ON instances (workflow) WHERE status IN ('running', 'waitingForPause');
 CREATE INDEX instances_newest ON instances (workflow, created_at DESC, iid DESC);
 CREATE INDEX instances_by_status ON instances (workflow, status, created_at DESC, iid DESC);
 
