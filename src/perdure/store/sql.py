@@ -715,7 +715,12 @@ class SqlStore:
         a UNION, and each branch then walks its own partial index in order."""
         names = ", ".join("?" for _ in range(workflows))
         if expired:
-            due, order = "status = 'running' AND lease_expires_at < ?", "lease_expires_at"
+            # Restating the partial index's condition lets SQLite use it.
+            due, order = (
+                "status IN ('running', 'waitingForPause') AND status = 'running' "
+                "AND lease_expires_at < ?",
+                "lease_expires_at",
+            )
         else:
             due, order = "status IN ('queued', 'waiting') AND wake_at <= ?", "wake_at"
         return (
@@ -723,7 +728,7 @@ class SqlStore:
             f"ELSE 'running' END, lease_owner = ?, lease_expires_at = ?, epoch = epoch + 1, "
             f"started_at = COALESCE(started_at, ?), modified_at = ?, wake_at = NULL, "
             f"wait_types = NULL WHERE iid IN (SELECT iid FROM instances WHERE {due} "
-            f"AND workflow IN ({names}) ORDER BY {order} LIMIT ?{self.dialect.skip_locked}"
+            f"AND (workflow || '') IN ({names}) ORDER BY {order} LIMIT ?{self.dialect.skip_locked}"
             f") RETURNING {INSTANCE_COLUMNS}"
         )
 
@@ -761,7 +766,8 @@ class SqlStore:
             tx.execute(
                 "UPDATE instances SET status = 'paused', paused_at = ?, lease_owner = NULL, "
                 "lease_expires_at = NULL, wake_at = COALESCE(wake_at, ?) "
-                "WHERE status = 'waitingForPause' AND lease_expires_at < ?",
+                "WHERE status IN ('running', 'waitingForPause') AND status = 'waitingForPause' "
+                "AND lease_expires_at < ?",
                 (now, now, now),
             )
             free = self._free_slots(tx, workflows, now)
@@ -826,15 +832,18 @@ class SqlStore:
 
         return await self._write(op, guarded=True)
 
-    async def next_wake_at(self) -> float | None:
-        row = await self._read(
-            lambda tx: tx.one(
-                "SELECT min(t) FROM (SELECT min(wake_at) AS t FROM instances "
-                "WHERE status IN ('queued', 'waiting') UNION ALL "
-                "SELECT min(lease_expires_at) AS t FROM instances WHERE status = 'running' "
-                "OR status = 'waitingForPause') AS timers"
-            )
-        )
+    async def next_wake_at(self, workflows: list[str]) -> float | None:
+        """The earliest timer or lease expiry among ``workflows``' instances."""
+        names = ", ".join("?" for _ in workflows)
+        sql = (
+            "SELECT min(t) FROM (SELECT * FROM (SELECT wake_at AS t FROM instances "
+            "WHERE status IN ('queued', 'waiting') AND (workflow || '') IN ({names}) "
+            "ORDER BY wake_at LIMIT 1) AS due UNION ALL SELECT * FROM (SELECT lease_expires_at "
+            "AS t FROM instances WHERE status IN ('running', 'waitingForPause') "
+            "AND (workflow || '') IN ({names}) ORDER BY lease_expires_at LIMIT 1) AS leased) "
+            "AS timers"
+        ).format(names=names)
+        row = await self._read(lambda tx: tx.one(sql, [*workflows, *workflows]))
         return None if row is None or row[0] is None else float(row[0])
 
     def _event_pending(self, tx: Tx, iid: int, wait_types: str) -> bool:
