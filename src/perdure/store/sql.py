@@ -837,12 +837,12 @@ class SqlStore:
         names = ", ".join("?" for _ in workflows)
         sql = (
             "SELECT min(t) FROM (SELECT * FROM (SELECT wake_at AS t FROM instances "
-            "WHERE status IN ('queued', 'waiting') AND (workflow || '') IN ({names}) "
+            f"WHERE status IN ('queued', 'waiting') AND (workflow || '') IN ({names}) "
             "ORDER BY wake_at LIMIT 1) AS due UNION ALL SELECT * FROM (SELECT lease_expires_at "
             "AS t FROM instances WHERE status IN ('running', 'waitingForPause') "
-            "AND (workflow || '') IN ({names}) ORDER BY lease_expires_at LIMIT 1) AS leased) "
+            f"AND (workflow || '') IN ({names}) ORDER BY lease_expires_at LIMIT 1) AS leased) "
             "AS timers"
-        ).format(names=names)
+        )
         row = await self._read(lambda tx: tx.one(sql, [*workflows, *workflows]))
         return None if row is None or row[0] is None else float(row[0])
 
