@@ -11,10 +11,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DatabaseError, LeaseLostError
 from ..states import Status
 from ..store.base import Claim, Lease, Store
+from .owners import certainly_dead, new_owner
 from .runner import Abandon, Run
 
 if TYPE_CHECKING:
@@ -47,7 +45,7 @@ class Worker:
         self.registry = registry
         self.env = env
         self.options = options
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = new_owner()
         self.runs: dict[int, tuple[Run, asyncio.Task[None]]] = {}
         self._by_id: dict[tuple[str, str], int] = {}
         self._wakeup = asyncio.Event()
@@ -64,6 +62,11 @@ class Worker:
             await self.store.register_workflow(
                 spec.name, spec.class_path, spec.binding, spec.version, spec.max_concurrency
             )
+        # Leases of workers on this machine that died (kill -9) need not run out first.
+        dead = [owner for owner in await self.store.lease_owners() if certainly_dead(owner)]
+        if dead:
+            taken = await self.store.expire_leases(dead)
+            log.info("took over %d instances of %d dead workers", taken, len(dead))
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="perdure-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="perdure-heartbeat"),

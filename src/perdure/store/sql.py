@@ -832,6 +832,30 @@ class SqlStore:
 
         return await self._write(op, guarded=True)
 
+    async def lease_owners(self) -> list[str]:
+        rows = await self._read(
+            lambda tx: tx.all(
+                "SELECT DISTINCT lease_owner FROM instances "
+                "WHERE status IN ('running', 'waitingForPause') AND lease_owner IS NOT NULL"
+            )
+        )
+        return [row[0] for row in rows]
+
+    async def expire_leases(self, owners: list[str]) -> int:
+        """End the leases of owners known to be dead, so their instances are claimable now."""
+        now = self.now()
+        marks = ", ".join("?" for _ in owners)
+
+        def op(tx: Tx) -> int:
+            rows = tx.all(
+                f"UPDATE instances SET lease_expires_at = ? WHERE lease_owner IN ({marks}) "
+                "AND status IN ('running', 'waitingForPause') RETURNING iid",
+                [now - 1, *owners],
+            )
+            return len(rows)
+
+        return await self._write(op)
+
     async def next_wake_at(self, workflows: list[str]) -> float | None:
         """The earliest timer or lease expiry among ``workflows``' instances."""
         names = ", ".join("?" for _ in workflows)
