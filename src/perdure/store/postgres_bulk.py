@@ -39,13 +39,15 @@ _ACTIVE = (Status.RUNNING, Status.WAITING_FOR_PAUSE)
 
 # One statement: lock the instances (in iid order, so two writers never deadlock), then write
 # the steps and finishes whose lease (owner and epoch) still holds; return what was found so
-# each caller learns whether its lease held.
+# each caller learns whether its lease held. FOR NO KEY UPDATE is the lock any UPDATE of the
+# row takes (a claim, terminate, restart), so they wait for this write or it sees theirs; it
+# costs less than FOR UPDATE, which also blocks foreign-key checks we do not have.
 _WRITE = """
 WITH leases AS (
     SELECT * FROM json_to_recordset(?::json) AS l(iid bigint, owner text, epoch bigint)
 ), held AS (
     SELECT i.iid, i.lease_owner, i.epoch, i.status FROM instances i
-    WHERE i.iid IN (SELECT iid FROM leases) ORDER BY i.iid FOR UPDATE
+    WHERE i.iid IN (SELECT iid FROM leases) ORDER BY i.iid FOR NO KEY UPDATE
 ), ok AS (
     SELECT h.iid, h.lease_owner, h.epoch FROM held h
     WHERE h.status IN ('running', 'waitingForPause')
@@ -77,7 +79,7 @@ SELECT iid, lease_owner, epoch, status FROM held
 # which PostgreSQL runs faster than JSON input.
 _WRITE_ONE_STEP = """
 WITH held AS (
-    SELECT iid, lease_owner, epoch, status FROM instances WHERE iid = ? FOR UPDATE
+    SELECT iid, lease_owner, epoch, status FROM instances WHERE iid = ? FOR NO KEY UPDATE
 ), saved AS (
     INSERT INTO steps (iid, key, name, occurrence, kind, status, seq, config, attempts,
         output, error, started_at, ended_at, wake_at)
