@@ -53,7 +53,7 @@ def body(instance: str, step: str) -> int:
         ).fetchone()
         assert row is not None
         entry = int(row[0])
-        time.sleep(random.uniform(0.005, 0.03))  # the work, during which a kill may land
+        time.sleep(random.uniform(0.01, 0.05))  # the work, during which a kill may land
         conn.execute(
             "UPDATE ledger SET ended = extract(epoch FROM clock_timestamp()) WHERE id = %s",
             (entry,),

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,8 +16,10 @@ import pytest
 import perdure
 from perdure import WorkflowEntrypoint, WorkflowEvent, WorkflowStep
 from perdure.errors import ConfigError, DatabaseError
+from perdure.store.base import NewInstance
 from perdure.store.migrate import migrate
 from perdure.store.postgres import PostgresStore, redact
+from perdure.store.sql import Tx
 from tests.integration.pg_support import free_port
 
 pytestmark = pytest.mark.postgres
@@ -160,3 +163,45 @@ def test_durability_sets_synchronous_commit(
 def test_an_unknown_durability_is_refused() -> None:
     with pytest.raises(ConfigError, match="durability must be one of full, process"):
         PostgresStore("postgresql://app@db/prod", durability="sometimes")
+
+
+# -- deadlocks
+
+
+async def test_a_deadlock_between_two_workers_is_retried_not_reported(
+    postgres_database: str,
+) -> None:
+    """Two writers lock the same two instances in opposite orders; the server aborts one
+    transaction, and that worker runs its batch again instead of failing its callers."""
+    a, b = PostgresStore(postgres_database), PostgresStore(postgres_database)
+    await asyncio.gather(a.open(), b.open())
+    try:
+        await a.register_workflow("w", "tests:W", "W", "v1", None)
+        await a.create_instances(
+            "w", "v1", [NewInstance("x", "{}"), NewInstance("y", "{}")], skip_existing=False
+        )
+        x, y = await a.get_instance("w", "x"), await a.get_instance("w", "y")
+        assert x is not None and y is not None
+        a_holds_x, b_holds_y = threading.Event(), threading.Event()
+
+        def lock(tx: Tx, iid: int) -> None:
+            tx.one("SELECT iid FROM instances WHERE iid = ? FOR UPDATE", (iid,))
+
+        def first(tx: Tx) -> str:
+            lock(tx, x.iid)
+            a_holds_x.set()
+            b_holds_y.wait(10)
+            lock(tx, y.iid)
+            return "a"
+
+        def second(tx: Tx) -> str:
+            lock(tx, y.iid)
+            b_holds_y.set()
+            a_holds_x.wait(10)
+            time.sleep(0.1)  # let the other reach its second lock
+            lock(tx, x.iid)
+            return "b"
+
+        assert await asyncio.gather(a._write(first), b._write(second)) == ["a", "b"]
+    finally:
+        await asyncio.gather(a.close(), b.close())

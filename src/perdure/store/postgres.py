@@ -104,6 +104,7 @@ class PostgresDialect(Dialect):
     skip_locked = " FOR UPDATE SKIP LOCKED"
     transient_errors = (psycopg.OperationalError,)
     reconnect_errors = (psycopg.OperationalError,)
+    retry_errors = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
     def __init__(self, url: str, durability: str) -> None:
         if durability not in DURABILITY_MODES:

@@ -85,6 +85,8 @@ class Dialect:
     transient_errors: tuple[type[BaseException], ...] = ()
     reconnect_errors: tuple[type[BaseException], ...] = ()
     """Errors of a connection that broke while idle (the server restarted): reconnect once."""
+    retry_errors: tuple[type[BaseException], ...] = ()
+    """Errors after which the server undid the whole transaction (a deadlock): run it again."""
 
     def sql(self, text: str) -> str:
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
@@ -181,7 +183,7 @@ class _Writer(threading.Thread):
             except Exception:  # pragma: no cover - closing a broken connection
                 pass
 
-    def _run_batch(self, batch: list[_Job]) -> None:
+    def _run_batch(self, batch: list[_Job], *, retry: bool = True) -> None:
         results: list[tuple[_Job, Any, BaseException | None]] = []
         try:
             tx = self._begin()
@@ -196,6 +198,8 @@ class _Writer(threading.Thread):
                     try:
                         results.append((job, job.fn(tx), None))
                     except Exception as exc:
+                        if retry and isinstance(exc, self.dialect.retry_errors):
+                            raise
                         tx.execute("ROLLBACK")
                         tx.execute(self.dialect.begin)
                         results.append((job, None, exc))
@@ -204,6 +208,8 @@ class _Writer(threading.Thread):
                 try:
                     value = job.fn(tx)
                 except Exception as exc:
+                    if retry and isinstance(exc, self.dialect.retry_errors):
+                        raise
                     tx.execute("ROLLBACK TO SAVEPOINT op")
                     tx.execute("RELEASE SAVEPOINT op")
                     results.append((job, None, exc))
@@ -212,6 +218,13 @@ class _Writer(threading.Thread):
                     results.append((job, value, None))
             tx.execute("COMMIT")
         except Exception as exc:
+            if retry and isinstance(exc, self.dialect.retry_errors):
+                # The server chose this batch as a deadlock's victim: nothing of it was
+                # written, and its jobs only read and write the database, so run it again.
+                with contextlib.suppress(Exception):
+                    Tx(self._conn, self.dialect).execute("ROLLBACK")
+                self._run_batch(batch, retry=False)
+                return
             # The whole transaction is lost (database locked, disk full, connection gone):
             # no write of this batch is durable, so every caller hears about it.
             self._reset()
