@@ -192,8 +192,11 @@ class _Listener(threading.Thread):
                     delay = 0.05
                     self._fire()
                     sock = conn.pgconn.socket
+                    poller = select.poll()  # not select(): descriptors may be above 1023
+                    poller.register(sock, select.POLLIN)
+                    poller.register(self._wake_read, select.POLLIN)
                     while not self.stopping.is_set():
-                        ready, _, _ = select.select([sock, self._wake_read], [], [], 5.0)
+                        ready = {fd for fd, _ in poller.poll(5000)}
                         if sock in ready and any(True for _ in conn.notifies(timeout=0)):
                             self._fire()  # one wake-up for all that arrived together
             except (DatabaseError, psycopg.Error) as exc:
@@ -276,15 +279,21 @@ class PostgresStore(SqlStore):
     # -- writes: checkpoints and finishes go in bulk (see postgres_bulk)
 
     def _submit(
-        self, fn: Callable[[Tx], T], *, lazy: bool = False, guarded: bool = False
-    ) -> concurrent.futures.Future[T]:
+        self,
+        fn: Callable[[Tx], T],
+        *,
+        lazy: bool = False,
+        guarded: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> Any:
         self._bulk.seal()
-        return super()._submit(fn, lazy=lazy, guarded=guarded)
+        return super()._submit(fn, lazy=lazy, guarded=guarded, loop=loop)
 
     def _submit_bulk(
         self, fn: Callable[[Tx], T], *, lazy: bool = False, guarded: bool = False
     ) -> concurrent.futures.Future[T]:
-        return super()._submit(fn, lazy=lazy, guarded=guarded)
+        future: concurrent.futures.Future[T] = super()._submit(fn, lazy=lazy, guarded=guarded)
+        return future
 
     def save_step(
         self, lease: Lease, step: StepWrite, *, durable: bool = True

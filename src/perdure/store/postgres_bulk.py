@@ -180,8 +180,9 @@ class WriterConnection:
         pgconn = self.conn.pgconn
         if self.conn.closed or pgconn.status != ConnStatus.OK:
             raise psycopg.OperationalError("the connection is closed")
-        readable, _, _ = select.select([pgconn.socket], [], [], 0)
-        if readable:  # idle, so only a notice or the goodbye of a server going away
+        poller = select.poll()
+        poller.register(pgconn.socket, select.POLLIN)
+        if poller.poll(0):  # idle, so only a notice or the goodbye of a server going away
             try:
                 pgconn.consume_input()
             except psycopg.OperationalError:
