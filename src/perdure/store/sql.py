@@ -115,6 +115,8 @@ class _Job:
     future: concurrent.futures.Future[Any]
     guarded: bool = False
     """The job raises only from its guard, before it writes: it needs no savepoint."""
+    loop: asyncio.AbstractEventLoop | None = None
+    """When set, ``future`` is an asyncio future of this loop, settled with its whole batch."""
 
 
 class _Writer(threading.Thread):
@@ -137,13 +139,19 @@ class _Writer(threading.Thread):
         self.linger = linger
 
     def submit(
-        self, fn: Callable[[Tx], T], *, lazy: bool = False, guarded: bool = False
-    ) -> concurrent.futures.Future[T]:
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self,
+        fn: Callable[[Tx], T],
+        *,
+        lazy: bool = False,
+        guarded: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> Any:
+        """A concurrent future, or with ``loop`` an asyncio future of that loop."""
+        future: Any = concurrent.futures.Future() if loop is None else loop.create_future()
         with self._cond:
             if self._stopping:
                 raise DatabaseError("the store is closed; open the App again")
-            self._jobs.append(_Job(fn, future, guarded))
+            self._jobs.append(_Job(fn, future, guarded, loop))
             if lazy:
                 if self._oldest_lazy is None:
                     self._oldest_lazy = time.monotonic()
@@ -233,11 +241,9 @@ class _Writer(threading.Thread):
                 if isinstance(exc, DatabaseError)
                 else DatabaseError(f"database write failed: {exc}")
             )
-            for job in batch:
-                _settle(job.future, None, error)
+            _settle_all([(job, None, error) for job in batch])
             return
-        for job, value, failure in results:
-            _settle(job.future, value, failure)
+        _settle_all(results)
 
     def _begin(self) -> Tx:
         """A transaction on a live connection. A connection that broke while idle (the server
@@ -281,6 +287,29 @@ def _settle(
 
 def _no_op() -> None:
     return None
+
+
+def _settle_all(results: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    """Hand a batch's results back: one wake-up per event loop, not one per write."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, BaseException | None]]] = {}
+    for job, value, error in results:
+        if job.loop is None:
+            _settle(job.future, value, error)
+        else:
+            by_loop.setdefault(job.loop, []).append((job.future, value, error))
+    for loop, group in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle_in_loop, group)
+
+
+def _settle_in_loop(group: list[tuple[Any, Any, BaseException | None]]) -> None:
+    for future, value, error in group:
+        if future.done():  # cancelled: the write still happened, nobody is told
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
 
 
 def _loads(text: str | None) -> Any:
@@ -381,14 +410,28 @@ class SqlStore:
                 pass
 
     def _submit(
-        self, fn: Callable[[Tx], T], *, lazy: bool = False, guarded: bool = False
-    ) -> concurrent.futures.Future[T]:
+        self,
+        fn: Callable[[Tx], T],
+        *,
+        lazy: bool = False,
+        guarded: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> Any:
+        """Queue a write; returns a concurrent future, or with ``loop`` an asyncio one."""
         if self._writer is None:
             raise DatabaseError("the store is not open; use `async with app:` or call app.open()")
-        return self._writer.submit(fn, lazy=lazy, guarded=guarded)
+        return self._writer.submit(fn, lazy=lazy, guarded=guarded, loop=loop)
+
+    def _submit_here(
+        self, fn: Callable[[Tx], T], *, lazy: bool = False, guarded: bool = False
+    ) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = self._submit(
+            fn, lazy=lazy, guarded=guarded, loop=asyncio.get_running_loop()
+        )
+        return future
 
     async def _write(self, fn: Callable[[Tx], T], *, guarded: bool = False) -> T:
-        return await asyncio.wrap_future(self._submit(fn, guarded=guarded))
+        return await self._submit_here(fn, guarded=guarded)
 
     def _reader(self) -> Tx:
         tx: Tx | None = getattr(self._local, "tx", None)
@@ -939,7 +982,7 @@ class SqlStore:
             self._upsert_step(tx, lease.iid, step)
             return status
 
-        return asyncio.wrap_future(self._submit(op, lazy=not durable, guarded=True))
+        return self._submit_here(op, lazy=not durable, guarded=True)
 
     async def consume_event(self, lease: Lease, step: StepWrite, type: str) -> EventRow | None:
         now = self.now()
