@@ -67,6 +67,8 @@ class Worker:
         if dead:
             taken = await self.store.expire_leases(dead)
             log.info("took over %d instances of %d dead workers", taken, len(dead))
+        # A lone instance may write in the loop's own thread: nobody else waits meanwhile.
+        self.store.set_inline_hint(lambda: len(self.runs) <= 1)
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="perdure-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="perdure-heartbeat"),
@@ -77,6 +79,7 @@ class Worker:
 
     async def stop(self) -> None:
         """Stop claiming, cancel running instances and hand their leases back at once."""
+        self.store.set_inline_hint(None)
         self._unsubscribe()
         self._stopping = True
         self._wakeup.set()

@@ -79,6 +79,8 @@ class Dialect:
     """What differs between databases. Subclassed by each backend module."""
 
     placeholder = "?"
+    inline_writes = False
+    """May a write run in the caller's thread when nothing else is queued (cheap commits)?"""
     begin = "BEGIN IMMEDIATE"
     for_update = ""
     skip_locked = ""
@@ -112,7 +114,7 @@ class Dialect:
 @dataclass(slots=True)
 class _Job:
     fn: Callable[[Tx], Any]
-    future: concurrent.futures.Future[Any]
+    future: Any  # a concurrent.futures.Future, or an asyncio.Future (see loop)
     guarded: bool = False
     """The job raises only from its guard, before it writes: it needs no savepoint."""
     loop: asyncio.AbstractEventLoop | None = None
@@ -135,6 +137,7 @@ class _Writer(threading.Thread):
         self._cond = threading.Condition()
         self._stopping = False
         self._conn: Any = None
+        self._busy = False  # a batch is running, in this thread or inline in a caller's
         self.max_batch = 512
         self.linger = linger
 
@@ -166,8 +169,30 @@ class _Writer(threading.Thread):
             self._stopping = True
             self._cond.notify()
 
+    def try_inline(self, fn: Callable[[Tx], T], *, guarded: bool) -> asyncio.Future[T] | None:
+        """Run one write at once in the caller's thread, if the writer has nothing else to do.
+
+        For a lone sequential instance this saves two thread hand-overs per step; with more
+        work about, writes queue up and share commits instead.
+        """
+        with self._cond:
+            if self._stopping or self._jobs or self._busy:
+                return None
+            self._busy = True
+        try:
+            future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+            self._run_batch([_Job(fn, future, guarded)])
+        finally:
+            with self._cond:
+                self._busy = False
+                if self._jobs:
+                    self._cond.notify()
+        return future
+
     def _ready(self) -> float | None:
         """None when a batch should run now, else how long to wait for one."""
+        if self._busy:
+            return 3600.0  # a caller is writing inline; it notifies when done
         if self._eager or self._stopping:
             return None
         if self._oldest_lazy is None:
@@ -184,7 +209,12 @@ class _Writer(threading.Thread):
                 batch = [self._jobs.popleft() for _ in range(min(len(self._jobs), self.max_batch))]
                 self._eager = len(self._jobs)  # a full batch left some behind: go again now
                 self._oldest_lazy = time.monotonic() if self._jobs else None
-            self._run_batch(batch)
+                self._busy = True
+            try:
+                self._run_batch(batch)
+            finally:
+                with self._cond:
+                    self._busy = False
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -274,11 +304,9 @@ class _Writer(threading.Thread):
             pass
 
 
-def _settle(
-    future: concurrent.futures.Future[Any], value: Any, error: BaseException | None
-) -> None:
+def _settle(future: Any, value: Any, error: BaseException | None) -> None:
     # A caller that stopped waiting (cancelled) still had its write committed; nothing to tell.
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
+    with contextlib.suppress(concurrent.futures.InvalidStateError, asyncio.InvalidStateError):
         if error is not None:
             future.set_exception(error)
         else:
@@ -368,6 +396,7 @@ class SqlStore:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._reader_conns: list[Any] = []
+        self._inline_hint: Callable[[], bool] | None = None
         self._lock = threading.Lock()
 
     # -- plumbing
@@ -422,9 +451,18 @@ class SqlStore:
             raise DatabaseError("the store is not open; use `async with app:` or call app.open()")
         return self._writer.submit(fn, lazy=lazy, guarded=guarded, loop=loop)
 
+    def set_inline_hint(self, hint: Callable[[], bool] | None) -> None:
+        """``hint()`` true means no other instance would wait while a write runs inline."""
+        self._inline_hint = hint if self.dialect.inline_writes else None
+
     def _submit_here(
         self, fn: Callable[[Tx], T], *, lazy: bool = False, guarded: bool = False
     ) -> asyncio.Future[T]:
+        hint = self._inline_hint
+        if not lazy and hint is not None and self._writer is not None and hint():
+            done = self._writer.try_inline(fn, guarded=guarded)
+            if done is not None:
+                return done
         future: asyncio.Future[T] = self._submit(
             fn, lazy=lazy, guarded=guarded, loop=asyncio.get_running_loop()
         )

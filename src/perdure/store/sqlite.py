@@ -23,6 +23,7 @@ def sqlite_path(url: str) -> str:
 
 class SqliteDialect(Dialect):
     transient_errors = (sqlite3.OperationalError,)
+    inline_writes = True
 
     def __init__(self, path: str, durability: str) -> None:
         if durability not in DURABILITY_MODES:
