@@ -20,8 +20,8 @@ from perdure.store.postgres import PostgresStore
 
 pytestmark = pytest.mark.postgres
 
-ROUNDS = 600
-PER_ROUND = 8  # 1,200 contests over 9,600 instance claims
+ROUNDS = 1000
+PER_ROUND = 8  # 2,000 contests over 16,000 instance claims
 
 
 def step(key: str) -> StepWrite:

@@ -210,16 +210,24 @@ class Bulk:
         """Queue a write; the future (of the running loop) resolves once it is committed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         with self._lock:
-            if self._open is None:
-                pending: Pending = []
-                job = self._submit(lambda tx: self._run(tx, pending), lazy=lazy, guarded=True)
-                job.add_done_callback(lambda done: self._settle(pending, done))
-                self._open, self._open_lazy = pending, lazy
-            elif self._open_lazy and not lazy:
-                # Someone waits now: wake the writer instead of letting the lazy job linger.
-                self._submit(_nothing, guarded=True)
-                self._open_lazy = False
-            self._open.append((item, future))
+            pending = self._open
+            if pending is not None:
+                pending.append((item, future))
+                if self._open_lazy and not lazy:
+                    # Someone waits now: wake the writer rather than let the lazy job linger.
+                    self._submit(_nothing, guarded=True)
+                    self._open_lazy = False
+                return future
+            pending = self._open = [(item, future)]
+            self._open_lazy = lazy
+        # Submitted outside the lock: a job that fails at once (the database is down) settles
+        # its callers right here, in this thread, and that takes the lock.
+        try:
+            job = self._submit(lambda tx: self._run(tx, pending), lazy=lazy, guarded=True)
+        except BaseException:
+            self.seal()
+            raise
+        job.add_done_callback(lambda done: self._settle(pending, done))
         return future
 
     def seal(self) -> None:
