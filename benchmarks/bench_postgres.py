@@ -119,6 +119,7 @@ def server(url: str | None) -> Iterator[str]:
         yield started.stdout.split()[-1]
     finally:
         subprocess.run([script, "stop"], env=env, capture_output=True, check=False)
+        Path(f"{BENCH_DIR}.lock").unlink(missing_ok=True)
 
 
 @contextmanager

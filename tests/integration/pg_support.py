@@ -221,6 +221,7 @@ def own_cluster() -> Iterator[tuple[str, dict[str, str]]]:
         yield started.stdout.split()[-1], env
     finally:
         subprocess.run([script, "stop"], env=env, capture_output=True, timeout=120, check=False)
+        Path(f"{env['PERDURE_PG_DIR']}.lock").unlink(missing_ok=True)
 
 
 def restart_immediate(env: dict[str, str]) -> None:
