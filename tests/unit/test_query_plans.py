@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from perdure.store import migrate
-from perdure.store.sql import Tx
+from perdure.store.dialect import Tx
 from perdure.store.sqlite import SqliteDialect, SqliteStore
 
 

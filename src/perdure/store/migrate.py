@@ -7,7 +7,7 @@ import re
 from importlib import resources
 
 from ..errors import DatabaseError
-from .sql import Dialect, Tx
+from .dialect import Dialect, Tx
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..errors import ConfigError, DatabaseError
 from . import migrate
-from .sql import Dialect, SqlStore, Tx
+from .dialect import Dialect, Tx
+from .sql import SqlStore
 
 DURABILITY_MODES = {"full": "FULL", "process": "NORMAL"}
 """full survives power loss (fsync on every commit); process survives only process crashes."""
