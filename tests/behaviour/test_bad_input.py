@@ -22,6 +22,7 @@ from perdure import (
     WorkflowStep,
 )
 from perdure.engine import runner
+from perdure.store.sqlite import SqliteStore
 
 from .conftest import FAST
 
@@ -102,7 +103,7 @@ def test_workflow_classes_are_checked_when_registered() -> None:
     with pytest.raises(perdure.errors.ConfigError, match="registered twice"):
         App(workflows=[perdure.Workflow("x", Noop), perdure.Workflow("x", Noop)])
     with pytest.raises(perdure.errors.ConfigError, match="durability"):
-        perdure.store.sqlite.SqliteStore("x.db", durability="sometimes")
+        SqliteStore("x.db", durability="sometimes")
 
 
 class BadStep(WorkflowEntrypoint):
