@@ -36,7 +36,9 @@ class Onboarding(WorkflowEntrypoint):
         await step.sleep("give them a moment", "2 seconds")
         try:
             reply = await step.wait_for_event(
-                "wait for approval", type="approval", timeout=event.payload.get("timeout", "5 seconds")
+                "wait for approval",
+                type="approval",
+                timeout=event.payload.get("timeout", "5 seconds"),
             )
         except WorkflowTimeoutError:
             return {"approved": False, "user": user["email"]}
@@ -78,7 +80,9 @@ async def main() -> None:
             await flow.create(id=f"user-{n}", params={"user_id": n, "timeout": "4 seconds"})
             for n in USERS
         ]
-        print(f"created {len(instances)} instances in {database}; they sleep, then wait for approval")
+        print(
+            f"created {len(instances)} instances in {database}; they sleep, then wait for approval"
+        )
         await asyncio.sleep(0.5)
         print("statuses:", {i.id: (await i.status()).status for i in instances})
         await instances[0].send_event("approval", {"ok": True})  # sent early: kept until the wait
