@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from workloads import Sequential, Sleeper, ThreeSteps
 
 import perdure
 from perdure import WorkflowEntrypoint, WorkflowEvent, WorkflowStep
@@ -45,43 +46,8 @@ BENCH_DIR = "/tmp/perdure-pg-bench"
 BENCH_PORT = "55438"
 
 
-async def nothing() -> int:
-    return 1
-
-
-async def now() -> float:
-    return time.time()
-
-
 async def hold() -> None:
     await asyncio.sleep(3600)
-
-
-class Sequential(WorkflowEntrypoint):
-    """``steps`` checkpointed steps one after the other; returns the time they took inside run."""
-
-    async def run(self, event: WorkflowEvent, step: WorkflowStep) -> dict[str, float]:
-        started = time.perf_counter()
-        for i in range(event.payload["steps"]):
-            await step.do(f"step {i}", nothing)
-        return {"seconds": time.perf_counter() - started}
-
-
-class ThreeSteps(WorkflowEntrypoint):
-    async def run(self, event: WorkflowEvent, step: WorkflowStep) -> int:
-        total = 0
-        for name in ("one", "two", "three"):
-            total += await step.do(name, nothing)
-        return total
-
-
-class Sleeper(WorkflowEntrypoint):
-    """Sleeps until ``wake`` (epoch seconds); returns how late the next step started."""
-
-    async def run(self, event: WorkflowEvent, step: WorkflowStep) -> float:
-        await step.sleep_until("nap", event.payload["wake"])
-        woke: float = await step.do("woke", now)
-        return woke - event.payload["wake"]
 
 
 class Holder(WorkflowEntrypoint):
