@@ -187,7 +187,6 @@ class Run:
         validate.step_name(name)
         key, count = self._key(name)
         self.progress += 1
-        await asyncio.sleep(0)  # let parallel branches reach their own steps in call order
         row = self.history.get(key)
         if row is not None:
             self.visited.add(key)
