@@ -38,6 +38,13 @@ def _locate(value: object, path: str = "") -> tuple[str, str] | None:
 
 def dumps(value: object, *, what: str, limit: int = MAX_PAYLOAD_BYTES) -> str:
     """Encode ``value`` as compact JSON, or raise a PayloadError that names ``what`` and the type."""
+    if value is None:  # the common small results, spelled as json.dumps spells them
+        return "null"
+    kind = type(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
     found = _locate(value)
     if found:
         where, type_name = found

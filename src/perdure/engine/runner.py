@@ -48,6 +48,8 @@ DEFAULT_CONFIG_JSON = json.dumps(DEFAULT_CONFIG.to_json())
 RUNNING_NOTICE = 0.05
 """Seconds after which a step still running is written down as running."""
 KINDS = {"do": "do", "sleep": "sleep", "wait": "wait_for_event"}
+_SELF_DECODING: frozenset[type] = frozenset({int, str, bool, type(None)})
+"""Types whose values come back from their own JSON unchanged (floats do too, but NaN fails)."""
 
 
 class Suspend(BaseException):
@@ -348,36 +350,58 @@ class Run:
             seq = self.next_seq
             self.next_seq += 1
 
-        def row(status: str, **values: Any) -> StepWrite:
-            return self._row(
-                key,
-                name,
-                count,
-                "do",
-                seq=seq,
-                status=status,
-                config=config_json,
-                attempts=json.dumps(attempts),
-                started_at=started,
-                **values,
-            )
+        def row(
+            status: str,
+            *,
+            output: str | None = None,
+            error: str | None = None,
+            ended_at: float | None = None,
+            wake_at: float | None = None,
+        ) -> StepWrite:
+            return StepWrite(
+                key, name, count, "do", status, seq, config_json, json.dumps(attempts),
+                output, error, started, ended_at, wake_at,
+            )  # fmt: skip
 
         loop = asyncio.get_running_loop()
+        wants_context = _wants_context(callback)
+        is_async = inspect.iscoroutinefunction(callback)
         while True:
             number = len(attempts) + 1
             attempts.append({"attempt": number, "start": time.time()})
-            # "Attempt running" is for observers only: a step that ends quickly never writes it.
-            announce = loop.call_later(RUNNING_NOTICE, self._announce, row)
-            context = StepContext(name=name, count=count, attempt=number, config=config)
-            deadline = asyncio.timeout(config.timeout)
+            context = (
+                (StepContext(name=name, count=count, attempt=number, config=config),)
+                if wants_context
+                else ()
+            )
+            # One loop timer per attempt: it first writes "attempt running" (for observers only,
+            # a step that ends quickly never writes it), then arms the step's timeout, measured
+            # from the attempt's start. A timeout shorter than the notice gets its own timer.
+            started_at = loop.time()
+            if config.timeout > RUNNING_NOTICE:
+                deadline = asyncio.timeout(None)
+                timer = loop.call_at(
+                    started_at + RUNNING_NOTICE,
+                    self._announce,
+                    row,
+                    deadline,
+                    started_at + config.timeout,
+                )
+            else:
+                deadline = asyncio.timeout(config.timeout)
+                timer = loop.call_at(started_at + RUNNING_NOTICE, self._announce, row, None, 0.0)
             try:
                 async with deadline:
-                    result = await self._call(callback, context)
+                    if is_async:
+                        result = await callback(*context)
+                    else:
+                        result = await self._call(callback, context)
                 output = dumps(result, what=f"the result of step {name!r}")
             except asyncio.CancelledError:
+                timer.cancel()
                 raise
             except Exception as exc:
-                announce.cancel()
+                timer.cancel()
                 failure = exc
                 if isinstance(exc, TimeoutError) and deadline.expired():
                     failure = WorkflowTimeoutError(
@@ -400,21 +424,27 @@ class Run:
                 wake = time.time() + wait
                 await self._save(row("retrying", wake_at=wake))
                 raise self._suspend(wake) from None
-            announce.cancel()
-            attempts[-1]["end"] = time.time()
-            await self._save(row("success", output=output, ended_at=time.time()))
-            return json.loads(output)
+            timer.cancel()
+            attempts[-1]["end"] = ended = time.time()
+            await self._save(row("success", output=output, ended_at=ended))
+            # A plain scalar reads back as itself; anything else goes through JSON, as on replay.
+            return result if type(result) in _SELF_DECODING else json.loads(output)
 
-    def _announce(self, row: Callable[..., StepWrite]) -> None:
+    def _announce(
+        self,
+        row: Callable[..., StepWrite],
+        deadline: asyncio.Timeout | None,
+        expires_at: float,
+    ) -> None:
+        if deadline is not None:
+            deadline.reschedule(expires_at)
         with contextlib.suppress(Exception):
             self.store.save_step(self.lease, row("running"), durable=False).add_done_callback(
                 _ignore_result
             )
 
-    async def _call(self, callback: Callable[..., Any], context: StepContext) -> Any:
-        args = (context,) if _wants_context(callback) else ()
-        if inspect.iscoroutinefunction(callback):
-            return await callback(*args)
+    async def _call(self, callback: Callable[..., Any], args: tuple[StepContext, ...]) -> Any:
+        """A sync callback (or one returning an awaitable) runs on the executor, never the loop."""
         loop = asyncio.get_running_loop()
         result = await loop.run_in_executor(self.executor, lambda: callback(*args))
         if inspect.isawaitable(result):
