@@ -16,7 +16,9 @@ class Tx:
         self.dialect = dialect
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.conn.execute(self.dialect.sql(sql), tuple(params))
+        if self.dialect.placeholder != "?":
+            sql = self.dialect.sql(sql)
+        return self.conn.execute(sql, params if type(params) is tuple else tuple(params))
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(self.execute(sql, params).fetchall())

@@ -51,6 +51,17 @@ STEP_COLUMNS = (
     "ended_at, wake_at"
 )
 _ACTIVE_SQL = "('running', 'waitingForPause')"
+# The statements of every step checkpoint, built once (the hot path of a sequential step).
+_FENCE_SQL = (
+    "SELECT status FROM instances WHERE iid = ? AND lease_owner = ? AND epoch = ? "
+    f"AND status IN {_ACTIVE_SQL}"
+)
+_UPSERT_STEP_SQL = (
+    f"INSERT INTO steps (iid, {STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (iid, key) DO UPDATE SET status = excluded.status, "
+    "config = excluded.config, attempts = excluded.attempts, output = excluded.output, "
+    "error = excluded.error, ended_at = excluded.ended_at, wake_at = excluded.wake_at"
+)
 
 
 def _no_op() -> None:
@@ -693,11 +704,7 @@ class SqlStore:
     @staticmethod
     def _fence(tx: Tx, lease: Lease, now: float) -> Status:
         """The instance's status, if this lease still holds it (inside the write transaction)."""
-        row = tx.one(
-            f"SELECT status FROM instances WHERE iid = ? AND lease_owner = ? AND epoch = ? "
-            f"AND status IN {_ACTIVE_SQL}{tx.dialect.for_update}",
-            (lease.iid, lease.owner, lease.epoch),
-        )
+        row = tx.one(_FENCE_SQL + tx.dialect.for_update, (lease.iid, lease.owner, lease.epoch))
         if row is None:
             raise LeaseLostError(f"instance {lease.iid} is no longer held by {lease.owner}")
         return parse_status(row[0])
@@ -705,10 +712,7 @@ class SqlStore:
     @staticmethod
     def _upsert_step(tx: Tx, iid: int, step: StepWrite) -> None:
         tx.execute(
-            f"INSERT INTO steps (iid, {STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (iid, key) DO UPDATE SET status = excluded.status, "
-            "config = excluded.config, attempts = excluded.attempts, output = excluded.output, "
-            "error = excluded.error, ended_at = excluded.ended_at, wake_at = excluded.wake_at",
+            _UPSERT_STEP_SQL,
             (
                 iid,
                 step.key,

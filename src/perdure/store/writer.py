@@ -227,6 +227,9 @@ def _settle(future: Any, value: Any, error: BaseException | None) -> None:
 
 def _settle_all(results: list[tuple[Job, Any, BaseException | None]]) -> None:
     """Hand a batch's results back: one wake-up per event loop, not one per write."""
+    if len(results) == 1 and results[0][0].loop is None:  # a lone write (inline, or a caller's)
+        _settle(results[0][0].future, results[0][1], results[0][2])
+        return
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, BaseException | None]]] = {}
     for job, value, error in results:
         if job.loop is None:
