@@ -49,6 +49,7 @@ class Writer(threading.Thread):
         self._cond = threading.Condition()
         self._stopping = False
         self._conn: Any = None
+        self._tx: Tx = Tx(None, dialect)  # on self._conn, once connected
         self._busy = False  # a batch is running, in this thread or inline in a caller's
         self.max_batch = 512
         self.linger = linger
@@ -191,14 +192,14 @@ class Writer(threading.Thread):
         """A transaction on a live connection. A connection that broke while idle (the server
         restarted) is replaced once, before any job of the batch ran."""
         if self._conn is not None:
-            tx = Tx(self._conn, self.dialect)
+            tx = self._tx
             try:
                 tx.execute(self.dialect.begin)
                 return tx
             except self.dialect.reconnect_errors:
                 self._reset()
         self._conn = self.dialect.connect_writer()
-        tx = Tx(self._conn, self.dialect)
+        tx = self._tx = Tx(self._conn, self.dialect)
         tx.execute(self.dialect.begin)
         return tx
 
@@ -218,11 +219,13 @@ class Writer(threading.Thread):
 
 def _settle(future: Any, value: Any, error: BaseException | None) -> None:
     # A caller that stopped waiting (cancelled) still had its write committed; nothing to tell.
-    with contextlib.suppress(concurrent.futures.InvalidStateError, asyncio.InvalidStateError):
+    try:
         if error is not None:
             future.set_exception(error)
         else:
             future.set_result(value)
+    except (concurrent.futures.InvalidStateError, asyncio.InvalidStateError):
+        pass
 
 
 def _settle_all(results: list[tuple[Job, Any, BaseException | None]]) -> None:
