@@ -36,15 +36,23 @@ def _locate(value: object, path: str = "") -> tuple[str, str] | None:
     return path or "value", type(value).__name__
 
 
-def dumps(value: object, *, what: str, limit: int = MAX_PAYLOAD_BYTES) -> str:
-    """Encode ``value`` as compact JSON, or raise a PayloadError that names ``what`` and the type."""
-    if value is None:  # the common small results, spelled as json.dumps spells them
+def scalar_json(value: object) -> str | None:
+    """The JSON of None, a bool or an int (the common small results), else None: no checks due."""
+    if value is None:
         return "null"
     kind = type(value)
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
-        return int.__repr__(value)
+        return int.__repr__(value)  # what json.dumps writes for an int
+    return None
+
+
+def dumps(value: object, *, what: str, limit: int = MAX_PAYLOAD_BYTES) -> str:
+    """Encode ``value`` as compact JSON, or raise a PayloadError that names ``what`` and the type."""
+    text = scalar_json(value)
+    if text is not None:
+        return text
     found = _locate(value)
     if found:
         where, type_name = found

@@ -37,7 +37,7 @@ from ..errors import (
     error_info,
 )
 from ..retry import RetryPolicy, StepConfig, resolve_config
-from ..serde import dumps
+from ..serde import dumps, scalar_json
 from ..states import Status
 from ..step import StepContext, WorkflowStep
 from ..store.base import Claim, StepRow, StepWrite, Store
@@ -397,7 +397,7 @@ class Run:
                         result = await callback(*context)
                     else:
                         result = await self._call(callback, context)
-                output = dumps(result, what=f"the result of step {name!r}")
+                output = scalar_json(result) or dumps(result, what=f"the result of step {name!r}")
             except asyncio.CancelledError:
                 timer.cancel()
                 raise
