@@ -96,6 +96,67 @@ class Outcome:
     wait_types: list[str] = field(default_factory=list)
 
 
+class _AttemptTimer:
+    """One loop timer per attempt: first the "attempt running" notice, then the step's timeout.
+
+    The notice is for observers only (a step that ends quickly never writes it). The timeout
+    works as ``asyncio.timeout`` does: it cancels the task, and ``stop`` tells whether the
+    cancellation that ended the attempt was its own, to be raised as TimeoutError. This saves a
+    second timer and a context manager on every step.
+    """
+
+    __slots__ = (
+        "_cancelling",
+        "_expires_at",
+        "_handle",
+        "_loop",
+        "_notify",
+        "_row",
+        "_task",
+        "expired",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        notify: Callable[[Callable[..., StepWrite]], None],
+        row: Callable[..., StepWrite],
+        timeout: float,
+    ) -> None:
+        task = asyncio.current_task(loop)
+        assert task is not None, "a step runs inside the instance's task"
+        self._loop = loop
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._notify = notify
+        self._row = row
+        self.expired = False
+        now = loop.time()
+        self._expires_at = now + timeout
+        if timeout <= RUNNING_NOTICE:  # times out before any notice is due
+            self._handle: asyncio.TimerHandle | None = loop.call_at(self._expires_at, self._expire)
+        else:
+            self._handle = loop.call_at(now + RUNNING_NOTICE, self._notice)
+
+    def _notice(self) -> None:
+        self._handle = self._loop.call_at(self._expires_at, self._expire)
+        self._notify(self._row)
+
+    def _expire(self) -> None:
+        self._handle = None
+        self.expired = True
+        self._task.cancel()
+
+    def stop(self, *, cancelled: bool = False) -> bool:
+        """Call once, as the attempt ends: True when its cancellation is this timeout's."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        # As asyncio.timeout: withdraw our cancel request; a cancellation that some other
+        # request also asked for (terminate, shutdown) stays a cancellation.
+        return self.expired and self._task.uncancel() <= self._cancelling and cancelled
+
+
 class Run:
     """One replay of one instance, from claim to suspend or finish."""
 
@@ -375,36 +436,27 @@ class Run:
                 if wants_context
                 else ()
             )
-            # One loop timer per attempt: it first writes "attempt running" (for observers only,
-            # a step that ends quickly never writes it), then arms the step's timeout, measured
-            # from the attempt's start. A timeout shorter than the notice gets its own timer.
-            started_at = loop.time()
-            if config.timeout > RUNNING_NOTICE:
-                deadline = asyncio.timeout(None)
-                timer = loop.call_at(
-                    started_at + RUNNING_NOTICE,
-                    self._announce,
-                    row,
-                    deadline,
-                    started_at + config.timeout,
-                )
-            else:
-                deadline = asyncio.timeout(config.timeout)
-                timer = loop.call_at(started_at + RUNNING_NOTICE, self._announce, row, None, 0.0)
+            timer = _AttemptTimer(loop, self._announce, row, config.timeout)
             try:
-                async with deadline:
+                try:
                     if is_async:
                         result = await callback(*context)
                     else:
                         result = await self._call(callback, context)
+                except asyncio.CancelledError as cancel:
+                    if timer.stop(cancelled=True):
+                        raise TimeoutError from cancel
+                    raise
+                except BaseException:
+                    timer.stop()
+                    raise
+                timer.stop()
                 output = scalar_json(result) or dumps(result, what=f"the result of step {name!r}")
             except asyncio.CancelledError:
-                timer.cancel()
                 raise
             except Exception as exc:
-                timer.cancel()
                 failure = exc
-                if isinstance(exc, TimeoutError) and deadline.expired():
+                if isinstance(exc, TimeoutError) and timer.expired:
                     failure = WorkflowTimeoutError(
                         f"step {name!r} attempt {number} timed out after {config.timeout:g} seconds"
                     )
@@ -425,20 +477,12 @@ class Run:
                 wake = time.time() + wait
                 await self._save(row("retrying", wake_at=wake))
                 raise self._suspend(wake) from None
-            timer.cancel()
             attempts[-1]["end"] = ended = time.time()
             await self._save(row("success", output=output, ended_at=ended))
             # A plain scalar reads back as itself; anything else goes through JSON, as on replay.
             return result if type(result) in _SELF_DECODING else json.loads(output)
 
-    def _announce(
-        self,
-        row: Callable[..., StepWrite],
-        deadline: asyncio.Timeout | None,
-        expires_at: float,
-    ) -> None:
-        if deadline is not None:
-            deadline.reschedule(expires_at)
+    def _announce(self, row: Callable[..., StepWrite]) -> None:
         with contextlib.suppress(Exception):
             self.store.save_step(self.lease, row("running"), durable=False).add_done_callback(
                 _ignore_result
