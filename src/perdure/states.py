@@ -58,11 +58,12 @@ TRANSITIONS: dict[str, dict[Status, Status]] = {
 }
 
 
+_BY_VALUE: dict[str, Status] = {status.value: status for status in Status}
+
+
 def parse_status(value: str) -> Status:
-    try:
-        return Status(value)
-    except ValueError:
-        return Status.UNKNOWN
+    """The status stored as ``value``; UNKNOWN for one this version does not know."""
+    return _BY_VALUE.get(value, Status.UNKNOWN)
 
 
 def next_status(action: str, current: Status) -> Status | None:
