@@ -14,26 +14,24 @@ MAX_EVENT_TYPE_LENGTH = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def instance_id(value: object) -> str:
+def _identifier(value: object, what: str, limit: int) -> str:
+    """Cloudflare's identifier rule: letters, digits, '-' and '_', not starting with '-'."""
     if not isinstance(value, str):
-        raise ValidationError(f"instance id must be a string, not {type(value).__name__}")
-    if not value or len(value) > MAX_ID_LENGTH or not ID_PATTERN.fullmatch(value):
+        raise ValidationError(f"{what} must be a string, not {type(value).__name__}")
+    if not value or len(value) > limit or not ID_PATTERN.fullmatch(value):
         raise ValidationError(
-            f"invalid instance id {value[:120]!r}: use 1 to {MAX_ID_LENGTH} letters, digits, '-' "
-            "or '_', not starting with '-'"
+            f"invalid {what} {value[:120]!r}: use 1 to {limit} letters, digits, '-' or '_', "
+            "not starting with '-'"
         )
     return value
+
+
+def instance_id(value: object) -> str:
+    return _identifier(value, "instance id", MAX_ID_LENGTH)
 
 
 def workflow_name(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(f"workflow name must be a string, not {type(value).__name__}")
-    if not value or len(value) > MAX_WORKFLOW_NAME_LENGTH or not ID_PATTERN.fullmatch(value):
-        raise ValidationError(
-            f"invalid workflow name {value[:80]!r}: use 1 to {MAX_WORKFLOW_NAME_LENGTH} letters, "
-            "digits, '-' or '_', not starting with '-'"
-        )
-    return value
+    return _identifier(value, "workflow name", MAX_WORKFLOW_NAME_LENGTH)
 
 
 def step_name(value: object) -> str:
@@ -51,13 +49,6 @@ def step_name(value: object) -> str:
 
 
 def event_type(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValidationError(f"event type must be a string, not {type(value).__name__}")
-    if "." in value:
+    if isinstance(value, str) and "." in value:
         raise ValidationError(f"event type {value!r} must not contain '.'; use '-' or '_' instead")
-    if not value or len(value) > MAX_EVENT_TYPE_LENGTH or not ID_PATTERN.fullmatch(value):
-        raise ValidationError(
-            f"invalid event type {value[:120]!r}: use 1 to {MAX_EVENT_TYPE_LENGTH} letters, digits, "
-            "'-' or '_', not starting with '-'"
-        )
-    return value
+    return _identifier(value, "event type", MAX_EVENT_TYPE_LENGTH)
