@@ -10,6 +10,10 @@ from ..states import TERMINAL, Status
 from ..store.base import EventRow, InstanceRow, StepRow, WorkflowRow
 
 
+def seconds_between(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round(end - start, 6)
+
+
 def iso(ts: float | None) -> str | None:
     return (
         None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
@@ -68,9 +72,7 @@ class Attempt:
             "attempt": self.attempt,
             "start": iso(self.start),
             "end": iso(self.end),
-            "duration": None
-            if self.start is None or self.end is None
-            else round(self.end - self.start, 6),
+            "duration": seconds_between(self.start, self.end),
             "success": None if self.end is None else self.error is None,
             "error": None if self.error is None else self.error.to_json(),
         }
@@ -123,9 +125,7 @@ class StepInfo:
             "status": self.status,
             "start": iso(self.start),
             "end": iso(self.end),
-            "duration": None
-            if self.start is None or self.end is None
-            else round(self.end - self.start, 6),
+            "duration": seconds_between(self.start, self.end),
             "wake_at": iso(self.wake_at)
             if self.kind != "do" or self.status == "retrying"
             else None,
